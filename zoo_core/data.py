@@ -1,0 +1,60 @@
+"""The Dataset interface: a named dataset with fixed splits and offline-capable sources."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import ClassVar
+
+from .errors import IntegrityError, ZooError
+
+
+class ZooDataset:
+    """Base class of every zoo dataset.
+
+    A subclass sets ``name`` and ``splits`` and implements :meth:`split`, which
+    returns a ``torch.utils.data.Dataset`` yielding tensors or tuples of
+    tensors. ``source`` picks where the data comes from (a plugin documents
+    its sources; ``"offline"`` must work with no network) and ``root`` is a
+    folder the user points at for data that no package ships.
+    """
+
+    name: ClassVar[str]
+    splits: ClassVar[tuple[str, ...]] = ("train", "validation", "test")
+    sources: ClassVar[tuple[str, ...]] = ("offline",)
+
+    def __init__(self, source: str | None = None, root: str | os.PathLike | None = None, **options):
+        self.source = source or self.sources[0]
+        if self.source not in self.sources:
+            raise ZooError(f"dataset {self.name!r} has no source {self.source!r}",
+                           hint=f"choose one of: {', '.join(self.sources)}")
+        self.root = Path(root) if root else None
+        self.options = options
+
+    def split(self, name: str):
+        """Return the torch Dataset for split ``name``."""
+        raise NotImplementedError
+
+    def check_split(self, name: str) -> None:
+        """Raise a clear error for a split this dataset does not have."""
+        if name not in self.splits:
+            raise ZooError(f"dataset {self.name!r} has no split {name!r}",
+                           hint=f"splits: {', '.join(self.splits)}")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_sha256(path: str | os.PathLike, expected: str) -> None:
+    """Raise IntegrityError if the file's sha256 is not ``expected``."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise IntegrityError(f"sha256 mismatch: expected {expected}, got {actual}", where=str(path),
+                             hint="the file is corrupt or not the one expected; reinstall or re-download it")

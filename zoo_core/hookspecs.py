@@ -1,0 +1,75 @@
+"""The hooks a zoo plugin can implement.
+
+Every hook takes a ``register`` callback rather than returning values, so one
+plugin can register any number of things and the core can record which plugin
+registered what (and fail loudly on collisions).
+
+Plugin modules that implement these hooks must not import torch at module
+level: ``zoo --help`` and ``zoo list`` call them, and they must stay fast.
+Point at heavy code with ``"package.module:Name"`` strings instead.
+"""
+
+from pluggy import HookimplMarker, HookspecMarker
+
+hookspec = HookspecMarker("zoo")
+hookimpl = HookimplMarker("zoo")
+
+
+@hookspec
+def register_models(register):
+    """Register model architectures.
+
+    Call ``register(ModelSpec(...))`` once per architecture. ``ModelSpec.target``
+    is a ``"module:Class"`` string naming a :class:`zoo_core.model.ZooModel`
+    subclass; it is imported only when the model is built.
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets.
+
+    Call ``register(DatasetSpec(...))`` once per dataset. ``DatasetSpec.target``
+    names a :class:`zoo_core.data.ZooDataset` subclass.
+    """
+
+
+@hookspec
+def register_trainers(register):
+    """Register training recipes.
+
+    Call ``register(TrainerSpec(...))``: a recipe names a model architecture,
+    a dataset, the plugin's :class:`zoo_core.trainer.TrainStep` and default
+    hyper-parameters. ``zoo train NAME`` and ``zoo eval NAME`` run it.
+    """
+
+
+@hookspec
+def register_registry_entries(register):
+    """Add entries to the weights catalogue.
+
+    Call ``register(path)`` with a YAML file in the registry.yaml format, or
+    ``register(entry_dict)`` with one entry. Entries are validated like the
+    main registry; an id that is already taken is an error naming both sources.
+    """
+
+
+@hookspec
+def register_converters(register):
+    """Register weight converters.
+
+    Call ``register(ConverterSpec(...))``. A registry entry whose weights are
+    not on the Hub names its converter, and ``zoo pull NAME --from SOURCE``
+    runs it into the zoo's local store.
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands to ``zoo``.
+
+    ``cli`` is the top-level click group. Add a command with ``@cli.command()``,
+    or attach a sub-command to one of the core's dispatch groups, for example
+    ``@cli.commands["sample"].command("nice-mnist")``. The groups are
+    ``sample``, ``generate`` and ``convert``.
+    """

@@ -1,0 +1,208 @@
+"""The Model interface: a torch module with a JSON config, saved in the Hugging Face layout.
+
+A model folder holds ``config.json`` (the config plus ``"architecture"``, the
+registered ModelSpec name), ``model.safetensors`` (or shards named by
+``model.safetensors.index.json`` once the weights pass 2 GB) and ``README.md``,
+the model card. Nothing else is needed to load it, and nothing pickled is ever read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .errors import UnsafeFileError, ZooError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+CARD_NAME = "README.md"
+MAX_SHARD_SIZE = "2GB"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".npy", ".npz", ".joblib")
+
+
+class ZooModel(nn.Module):
+    """Base class of every zoo model.
+
+    Subclasses set ``config_class`` (a dataclass of JSON-serialisable fields)
+    and ``architecture`` (the name they are registered under), and take the
+    config as their only constructor argument.
+    """
+
+    config_class: ClassVar[type]
+    architecture: ClassVar[str]
+
+    def __init__(self, config):
+        super().__init__()
+        if isinstance(config, dict):
+            config = self.config_class(**config)
+        self.config = config
+
+    @classmethod
+    def from_config(cls, config: dict | Any | None = None, **overrides) -> "ZooModel":
+        """Build an untrained model from a config (dataclass or dict) plus overrides."""
+        if config is None:
+            config = cls.config_class()
+        elif isinstance(config, dict):
+            config = make_config(cls, config)
+        if overrides:
+            config = dataclasses.replace(config, **overrides)
+        return cls(config)
+
+    def config_dict(self) -> dict:
+        """The config as written to ``config.json``."""
+        return {"architecture": self.architecture, **dataclasses.asdict(self.config)}
+
+    def tie_weights(self) -> None:
+        """Re-tie shared parameters after loading; models with tied weights override this."""
+
+    def init_non_persistent_buffers(self) -> None:
+        """Recompute buffers that are not saved (masks, tables) after a meta-device load."""
+
+    def num_parameters(self) -> int:
+        """Number of distinct parameters (tied ones counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def save_pretrained(self, folder: str | os.PathLike, *, card: str | None = None,
+                        max_shard_size: int | str = MAX_SHARD_SIZE) -> Path:
+        """Write config, safetensors weights (sharded past ``max_shard_size``) and model card.
+
+        The folder appears complete or not at all: everything is written to a
+        temporary sibling first and then moved into place.
+        """
+        from huggingface_hub import save_torch_model
+
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            save_torch_model(self, tmp, max_shard_size=max_shard_size, metadata={"architecture": self.architecture})
+            (tmp / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2) + "\n")
+            if card is None:
+                from .card import model_card
+
+                card = model_card(self.config_dict())
+            (tmp / CARD_NAME).write_text(card)
+            replace_dir(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return folder
+
+
+def make_config(cls: type[ZooModel], values: dict):
+    """Build ``cls.config_class`` from a dict, naming unknown keys clearly."""
+    fields = {f.name for f in dataclasses.fields(cls.config_class)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ZooError(
+            f"unknown config key(s) for {cls.architecture}: {', '.join(unknown)}",
+            hint=f"valid keys: {', '.join(sorted(fields))}",
+        )
+    return cls.config_class(**values)
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``, replacing an existing ``dst`` with no moment where neither exists complete."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def refuse_pickles(folder: Path) -> None:
+    """Raise if a folder holds weight files in a pickle-based format."""
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise UnsafeFileError(
+                f"refusing to load {path.name}: pickle-based weight files can run arbitrary code",
+                where=str(path),
+                hint="convert the weights to safetensors (safetensors.torch.save_file) and remove the pickle file",
+            )
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The safetensors files of a model folder, in index order."""
+    index = folder / INDEX_NAME
+    if index.is_file():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        names = sorted(set(weight_map.values()))
+        for name in names:
+            if Path(name).name != name:
+                raise UnsafeFileError(f"index names a file outside the folder: {name!r}", where=str(index))
+        return [folder / n for n in names]
+    single = folder / WEIGHTS_NAME
+    if single.is_file():
+        return [single]
+    raise ZooError(
+        f"no {WEIGHTS_NAME} or {INDEX_NAME} in the model folder",
+        where=str(folder),
+        hint="a model folder is written by model.save_pretrained() or `zoo convert`",
+    )
+
+
+def load_folder(folder: str | os.PathLike, *, device: str | torch.device = "cpu",
+                dtype: torch.dtype | None = None) -> ZooModel:
+    """Load a model folder: build on the meta device, then assign the safetensors tensors.
+
+    No random initialisation runs and no second copy of the weights is made.
+    The model comes back in eval mode.
+    """
+    from safetensors import safe_open
+
+    from .plugins import get_model_spec
+
+    folder = Path(folder)
+    refuse_pickles(folder)
+    config_path = folder / CONFIG_NAME
+    if not config_path.is_file():
+        raise ZooError("no config.json in the model folder", where=str(folder),
+                       hint="a model folder is written by model.save_pretrained() or `zoo convert`")
+    try:
+        config = json.loads(config_path.read_text())
+        architecture = config.pop("architecture")
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise ZooError(f"config.json is not a zoo model config ({exc})", where=str(config_path)) from None
+    cls = get_model_spec(architecture).load()
+    with torch.device("meta"):
+        model = cls(make_config(cls, config))
+    expected = set(model.state_dict())
+    seen: set[str] = set()
+    device = torch.device(device)
+    for path in weight_files(folder):
+        with safe_open(path, framework="pt", device=str(device)) as f:
+            tensors = {}
+            for key in f.keys():
+                if key not in expected:
+                    raise ZooError(f"unexpected tensor {key!r} for {architecture}", where=str(path),
+                                   hint="the weights and config.json do not belong to the same model")
+                t = f.get_tensor(key)
+                if dtype is not None and t.is_floating_point():
+                    t = t.to(dtype)
+                tensors[key] = t
+        model.load_state_dict(tensors, strict=False, assign=True)
+        seen.update(tensors)
+        del tensors
+    model.tie_weights()
+    missing = [n for n, t in model.state_dict().items() if t.is_meta]
+    if missing:
+        raise ZooError(f"{len(missing)} tensor(s) missing from the weights, e.g. {missing[0]!r}",
+                       where=str(folder), hint="the weight files are incomplete; pull or convert again")
+    model.to(device)
+    model.init_non_persistent_buffers()
+    leftovers = [n for n, b in model.named_buffers() if b.is_meta]
+    if leftovers:
+        raise ZooError(f"buffer {leftovers[0]!r} is still on the meta device after loading",
+                       where=architecture, hint="the model must rebuild it in init_non_persistent_buffers()")
+    return model.eval()
