@@ -152,6 +152,44 @@ def weight_files(folder: Path) -> list[Path]:
     )
 
 
+def read_weights(folder: str | os.PathLike, *, device: str | torch.device = "cpu",
+                 dtype: torch.dtype | None = None, expected: set[str] | None = None) -> dict[str, torch.Tensor]:
+    """Read every tensor of a model folder's safetensors files, refusing pickles and foreign tensors.
+
+    Floating tensors are cast to ``dtype`` one at a time, so the peak stays
+    at the weights' size plus one tensor.
+    """
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    refuse_pickles(folder)
+    tensors: dict[str, torch.Tensor] = {}
+    for path in weight_files(folder):
+        with safe_open(path, framework="pt", device=str(device)) as f:
+            for key in f.keys():
+                if expected is not None and key not in expected:
+                    raise ZooError(f"unexpected tensor {key!r} in the weights", where=str(path),
+                                   hint="the weights and config.json do not belong to the same model")
+                t = f.get_tensor(key)
+                if dtype is not None and t.is_floating_point():
+                    t = t.to(dtype)
+                tensors[key] = t
+    return tensors
+
+
+def read_config(folder: str | os.PathLike) -> tuple[str, dict]:
+    """(architecture, config values) from a model folder's config.json."""
+    config_path = Path(folder) / CONFIG_NAME
+    if not config_path.is_file():
+        raise ZooError("no config.json in the model folder", where=str(folder),
+                       hint="a model folder is written by model.save_pretrained() or `zoo convert`")
+    try:
+        config = json.loads(config_path.read_text())
+        return config.pop("architecture"), config
+    except (json.JSONDecodeError, KeyError, AttributeError) as exc:
+        raise ZooError(f"config.json is not a zoo model config ({exc})", where=str(config_path)) from None
+
+
 def load_folder(folder: str | os.PathLike, *, device: str | torch.device = "cpu",
                 dtype: torch.dtype | None = None) -> ZooModel:
     """Load a model folder: build on the meta device, then assign the safetensors tensors.
@@ -159,41 +197,18 @@ def load_folder(folder: str | os.PathLike, *, device: str | torch.device = "cpu"
     No random initialisation runs and no second copy of the weights is made.
     The model comes back in eval mode.
     """
-    from safetensors import safe_open
-
     from .plugins import get_model_spec
 
     folder = Path(folder)
     refuse_pickles(folder)
-    config_path = folder / CONFIG_NAME
-    if not config_path.is_file():
-        raise ZooError("no config.json in the model folder", where=str(folder),
-                       hint="a model folder is written by model.save_pretrained() or `zoo convert`")
-    try:
-        config = json.loads(config_path.read_text())
-        architecture = config.pop("architecture")
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise ZooError(f"config.json is not a zoo model config ({exc})", where=str(config_path)) from None
+    architecture, config = read_config(folder)
     cls = get_model_spec(architecture).load()
     with torch.device("meta"):
         model = cls(make_config(cls, config))
-    expected = set(model.state_dict())
-    seen: set[str] = set()
     device = torch.device(device)
-    for path in weight_files(folder):
-        with safe_open(path, framework="pt", device=str(device)) as f:
-            tensors = {}
-            for key in f.keys():
-                if key not in expected:
-                    raise ZooError(f"unexpected tensor {key!r} for {architecture}", where=str(path),
-                                   hint="the weights and config.json do not belong to the same model")
-                t = f.get_tensor(key)
-                if dtype is not None and t.is_floating_point():
-                    t = t.to(dtype)
-                tensors[key] = t
-        model.load_state_dict(tensors, strict=False, assign=True)
-        seen.update(tensors)
-        del tensors
+    tensors = read_weights(folder, device=device, dtype=dtype, expected=set(model.state_dict()))
+    model.load_state_dict(tensors, strict=False, assign=True)
+    del tensors
     model.tie_weights()
     missing = [n for n, t in model.state_dict().items() if t.is_meta]
     if missing:

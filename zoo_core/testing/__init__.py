@@ -1,0 +1,5 @@
+"""The plugin author kit: a loopback Hub server, fixtures and contract tests.
+
+Installed as a pytest plugin (entry point ``pytest11``), so a plugin's tests
+get the ``local_hub`` fixture without any conftest.
+"""
