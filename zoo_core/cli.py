@@ -1,0 +1,424 @@
+"""The ``zoo`` command line.
+
+Commands that only read the catalogue (``--help``, ``list``, ``info``,
+``plugins``, ``cache``) never import torch; the ones that run models import it
+inside their bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from . import plugins
+from .errors import ZooError
+
+
+class ZooGroup(click.Group):
+    """Turns ZooErrors into a short message and exit code 1, and loads plugin commands."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ZooError as exc:
+            click.echo(f"Error: {exc.render()}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=ZooGroup)
+@click.version_option(package_name="zoo-core")
+@click.option("--registry", "registry_files", multiple=True, type=click.Path(dir_okay=False),
+              help="An extra registry file (also ZOO_REGISTRY, separated by ':').")
+def cli(registry_files):
+    """A zoo of the models of kexue.fm: NICE, GAN-QP, O-GAN, DGCNN, NCE and GPT2_ML."""
+    from .registry import add_registry_file
+
+    for path in registry_files:
+        add_registry_file(path)
+
+
+@cli.group()
+def sample():
+    """Draw samples from a generative model (commands come from plugins)."""
+
+
+@cli.group()
+def generate():
+    """Generate text with a language model (commands come from plugins)."""
+
+
+@cli.group()
+def convert():
+    """Convert weights from their original format into a zoo model folder (commands come from plugins)."""
+
+
+# -- catalogue ---------------------------------------------------------------------------
+
+
+def _state(entry) -> str:
+    from .store import has_local_model
+
+    if entry.hub is not None:
+        from . import hub
+
+        return hub.local_state(entry.hub)
+    return "local" if has_local_model(entry.id) else "not published"
+
+
+def _rows(pattern: str | None, task: str | None) -> list[dict]:
+    import fnmatch
+
+    from .registry import catalogue
+
+    archs = plugins.models()
+    rows = []
+    for entry in catalogue().values():
+        if pattern and not fnmatch.fnmatch(entry.id, pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"):
+            continue
+        if task and entry.task != task:
+            continue
+        rows.append({"id": entry.id, "task": entry.task, "plugin": entry.plugin,
+                     "installed": entry.architecture in archs, "state": _state(entry), "summary": entry.summary,
+                     "hub": f"{entry.hub.repo_id}@{entry.hub.revision[:7]}" if entry.hub else None})
+    return rows
+
+
+@cli.command("list")
+@click.argument("pattern", required=False)
+@click.option("--task", help="Only models of this task.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(pattern, task, as_json):
+    """List the zoo: catalogue, installed plugins and local state in one table.
+
+    State is one of: verified (pulled and sha256-checked), pulled, corrupt,
+    absent (on the Hub, not pulled), local (produced here by convert or train),
+    not published (no Hub weights yet; `zoo info NAME` says how to get them).
+    """
+    rows = _rows(pattern, task)
+    plugins.warn_failures()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no models match" if (pattern or task) else "the catalogue is empty")
+        return
+    headers = ["id", "task", "plugin", "installed", "state", "summary"]
+    table = [[r["id"], r["task"], r["plugin"], "yes" if r["installed"] else "no", r["state"], r["summary"]]
+             for r in rows]
+    widths = [max(len(h), *(len(str(row[i])) for row in table)) for i, h in enumerate(headers[:-1])]
+    fmt = "  ".join(f"{{:{w}}}" for w in widths) + "  {}"
+    click.echo(fmt.format(*headers))
+    for row in table:
+        click.echo(fmt.format(*row))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def info(name, as_json):
+    """Everything the catalogue knows about one model."""
+    from .registry import get_entry
+
+    entry = get_entry(name)
+    data = entry.to_json()
+    data["installed"] = entry.architecture in plugins.models()
+    data["state"] = _state(entry)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{entry.id}: {entry.summary}")
+    click.echo(f"  task: {entry.task}    architecture: {entry.architecture}    plugin: {entry.plugin}"
+               f" ({'installed' if data['installed'] else 'not installed'})")
+    click.echo(f"  licence: {entry.license}")
+    for k, v in entry.links.items():
+        click.echo(f"  {k}: {v}")
+    for m in entry.metrics:
+        click.echo(f"  metric {m['name']} = {m['value']}{(' ' + m['unit']) if m.get('unit') else ''}"
+                   f" on {m['dataset']} ({m['protocol']}; {m['source']})")
+    if entry.hub:
+        size = sum(f.size for f in entry.hub.files)
+        click.echo(f"  hub: {entry.hub.repo_id} @ {entry.hub.revision} ({len(entry.hub.files)} files,"
+                   f" {size / 1e6:.1f} MB)    state: {data['state']}")
+    else:
+        click.echo(f"  weights: not on the Hub ({entry.weights.get('how')})    state: {data['state']}")
+        if entry.weights.get("instructions"):
+            click.echo("  how to get them: " + entry.weights["instructions"])
+        for s in entry.weights.get("sources", []):
+            extra = f" sha256 {s['sha256']}" if s.get("sha256") else ""
+            click.echo(f"    - {s['name']}: {s.get('url', '')} {s.get('note', '')}{extra}".rstrip())
+    click.echo(f"  defined at: {entry.source}")
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True)
+def plugins_cmd(as_json):
+    """Installed plugins, what they register, and any that failed."""
+    plugins.load_plugins()
+    found = {name: {"name": name, "hooks": [], "models": [], "datasets": [], "trainers": [], "converters": [],
+                    "status": "ok"} for name, _ in plugins.pm.list_name_plugin()}
+    for name in found:
+        plugin = plugins.pm.get_plugin(name)
+        found[name]["hooks"] = sorted(h.name for h in plugins.pm.get_hookcallers(plugin) or [])
+        dist, version = plugins.plugin_distribution(name)
+        found[name]["distribution"], found[name]["version"] = dist, version
+    for kind, table in (("models", plugins.models()), ("datasets", plugins.datasets()),
+                        ("trainers", plugins.trainers()), ("converters", plugins.converters())):
+        for spec in table.values():
+            found.setdefault(spec.plugin, {"name": spec.plugin, kind: []})[kind].append(spec.name)
+    for f in plugins.failures:
+        row = found.setdefault(f.plugin, {"name": f.plugin, "hooks": []})
+        row["status"] = "failed"
+        row.setdefault("errors", []).append({"stage": f.stage, "error": f.error})
+    rows = sorted(found.values(), key=lambda r: r["name"])
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no plugins installed (see CONTRIBUTING.md to write one)")
+    for r in rows:
+        version = f" {r['version']}" if r.get("version") else ""
+        click.echo(f"{r['name']}{version}: {r['status']}")
+        for kind in ("models", "datasets", "trainers", "converters"):
+            if r.get(kind):
+                click.echo(f"  {kind}: {', '.join(sorted(r[kind]))}")
+        for e in r.get("errors", []):
+            click.echo(f"  failed in {e['stage']}: {e['error']}")
+
+
+# -- weights -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--from", "source", metavar="SOURCE",
+              help="Produce the weights locally from SOURCE with the entry's converter (e.g. a TF checkpoint prefix).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Extra converter option.")
+def pull(name, source, options):
+    """Download a model at its pinned commit and verify every file's sha256.
+
+    For models whose weights are not on the Hub, --from converts the original
+    weights you downloaded into the zoo's local store.
+    """
+    from .registry import get_entry
+
+    entry = get_entry(name)
+    if source is not None:
+        if not entry.convert:
+            raise ZooError(f"{entry.id!r} has no converter, so --from cannot be used", where=entry.source)
+        from .store import local_model_dir
+
+        converter = plugins.get_converter_spec(entry.convert["converter"]).load()
+        opts = dict(entry.convert.get("options", {}))
+        opts.update(_parse_options(options))
+        folder = converter(source, local_model_dir(entry.id), **opts)
+        click.echo(f"converted {source} -> {folder}")
+        return
+    if entry.hub is None:
+        from .loading import resolve_folder
+
+        resolve_folder(entry.id)  # raises the clear "not published" error, or finds a local folder
+        click.echo(f"{entry.id} is already in the local store")
+        return
+    from . import hub
+
+    folder = hub.pull(entry.hub)
+    click.echo(f"{entry.id}: verified {len(entry.hub.files)} files at {entry.hub.revision[:7]} -> {folder}")
+
+
+def _parse_options(pairs) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ZooError(f"option {pair!r} is not KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("repo_id")
+@click.option("--private", is_flag=True)
+@click.option("--message", "-m", help="Commit message.")
+def push(folder, repo_id, private, message):
+    """Publish a model folder to a Hub repo and print its registry entry."""
+    from . import hub
+
+    commit = hub.push(folder, repo_id, private=private, message=message)
+    pin = hub.pin_for_folder(folder, repo_id, commit)
+    click.echo(f"pushed {folder} to {repo_id} at {commit}")
+    click.echo("registry entry `hub` block:")
+    import yaml
+
+    click.echo(yaml.safe_dump({"hub": {"repo_id": pin.repo_id, "revision": pin.revision,
+                                       "files": [{"path": f.path, "sha256": f.sha256, "size": f.size}
+                                                 for f in pin.files]}}, sort_keys=False))
+
+
+@cli.group()
+def cache():
+    """The zoo's models in the Hugging Face cache and the local store."""
+
+
+@cache.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+def cache_ls(as_json):
+    """Pulled or produced zoo models, with their size."""
+    from . import hub
+    from .registry import catalogue
+    from .store import has_local_model, local_model_dir
+
+    by_repo = {e.hub.repo_id: e for e in catalogue().values() if e.hub}
+    rows = []
+    for item in hub.cached_models():
+        entry = by_repo.get(item["repo_id"])
+        if entry:
+            rows.append({"id": entry.id, **item})
+    for entry in catalogue().values():
+        if has_local_model(entry.id):
+            folder = local_model_dir(entry.id)
+            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+            rows.append({"id": entry.id, "repo_id": None, "revision": None, "size": size, "path": str(folder)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['id']}  {r['size'] / 1e6:9.1f} MB  {r['path']}")
+    if not rows:
+        click.echo("no zoo models cached")
+
+
+@cache.command("rm")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask.")
+def cache_rm(name, yes):
+    """Remove a model's cached or locally produced files."""
+    import shutil
+
+    from . import hub
+    from .registry import get_entry
+    from .store import has_local_model, local_model_dir
+
+    entry = get_entry(name)
+    if not yes:
+        click.confirm(f"remove the cached files of {entry.id}?", abort=True)
+    freed = 0
+    if entry.hub:
+        freed += hub.remove(entry.hub.repo_id)
+    if has_local_model(entry.id):
+        folder = local_model_dir(entry.id)
+        freed += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder)
+    click.echo(f"removed {entry.id}: {freed / 1e6:.1f} MB freed")
+
+
+# -- training ----------------------------------------------------------------------------
+
+
+def _train_options(f):
+    for opt in reversed([
+        click.option("--out", help="Output folder (default runs/NAME)."),
+        click.option("--epochs", type=int), click.option("--max-steps", type=int),
+        click.option("--batch-size", type=int, help="Global batch size (split across torchrun processes)."),
+        click.option("--lr", type=float), click.option("--seed", type=int),
+        click.option("--device", help="cpu, cuda, cuda:1 or auto."),
+        click.option("--limit-train", type=int, help="Use only the first N training examples."),
+        click.option("--limit-eval", type=int, help="Use only the first N evaluation examples."),
+        click.option("--checkpoint-every", type=int), click.option("--log-every", type=int),
+        click.option("--no-resume", is_flag=True, help="Start over even if OUT has checkpoints."),
+        click.option("--no-progress", is_flag=True),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other recipe setting."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _train_config(recipe, kwargs):
+    from .trainer import TrainConfig
+
+    values = dict(recipe.defaults)
+    values.setdefault("out", f"runs/{recipe.name}")
+    for key in ("out", "epochs", "max_steps", "batch_size", "lr", "seed", "device", "limit_train", "limit_eval",
+                "checkpoint_every", "log_every"):
+        if kwargs.get(key) is not None:
+            values[key] = kwargs[key]
+    if kwargs.get("no_resume"):
+        values["resume"] = False
+    if kwargs.get("no_progress"):
+        values["progress"] = False
+    values.update(_parse_options(kwargs.get("sets", ())))
+    return TrainConfig.from_dict(values)
+
+
+@cli.command()
+@click.argument("name")
+@_train_options
+def train(name, **kwargs):
+    """Train a registered recipe (runs unchanged under torchrun for several processes)."""
+    from .trainer import Trainer
+
+    recipe = plugins.get_trainer_spec(name)
+    config = _train_config(recipe, kwargs)
+    best = Trainer(recipe, config).fit()
+    click.echo(f"best model: {best}")
+
+
+@cli.command("eval")
+@click.argument("name")
+@click.option("--model", "model_ref", help="Catalogue id, model folder or hf-hub:org/repo@rev (default: runs/NAME/model).")
+@click.option("--split", default="test", show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--limit-eval", type=int)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@click.option("--json", "as_json", is_flag=True)
+def eval_(name, model_ref, split, device, limit_eval, sets, as_json):
+    """Evaluate a model with a recipe's metrics on one split."""
+    from .loading import load_model
+    from .trainer import evaluate
+
+    recipe = plugins.get_trainer_spec(name)
+    config = _train_config(recipe, {"device": device, "limit_eval": limit_eval, "sets": sets})
+    model = load_model(model_ref or f"runs/{name}/model", device=device)
+    metrics = evaluate(recipe, model, split=split, config=config)
+    if as_json:
+        click.echo(json.dumps({"recipe": name, "split": split, **metrics}, indent=2))
+    else:
+        for k, v in metrics.items():
+            click.echo(f"{k}: {v:.6g}")
+
+
+# -- plugin authors ----------------------------------------------------------------------
+
+
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--dir", "directory", default=".", type=click.Path(file_okay=False), show_default=True,
+              help="Where to create zoo-NAME/.")
+def new_plugin(name, directory):
+    """Scaffold a plugin package whose tests pass as generated."""
+    from .scaffold import create_plugin
+
+    folder = create_plugin(name, directory)
+    click.echo(f"created {folder}")
+    click.echo(f"next: pip install -e {folder} && pytest {folder}/tests")
+
+
+def _load_plugin_commands():
+    plugins.call_each("register_commands", cli=cli)
+
+
+_load_plugin_commands()
+
+
+def main():  # pragma: no cover - console entry
+    """Console entry point."""
+    cli(prog_name="zoo")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

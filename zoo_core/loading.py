@@ -1,0 +1,80 @@
+"""``load_model`` and ``build_model``: the Python entry points of the zoo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import ZooError
+from .model import ZooModel, load_folder
+
+HF_PREFIXES = ("hf-hub:", "hf_hub:")
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16, "half": torch.float16}
+
+
+def as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """Accept ``torch.bfloat16`` or ``"bfloat16"``/``"bf16"``."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ZooError(f"unknown dtype {dtype!r}", hint=f"use one of: {', '.join(_DTYPES)}") from None
+
+
+def resolve_folder(name_or_path: str | os.PathLike) -> Path:
+    """Find (pulling when needed) the model folder for a catalogue id, a local folder or ``hf-hub:org/repo@rev``."""
+    from . import hub
+    from .registry import get_entry
+    from .store import has_local_model, local_model_dir
+
+    text = str(name_or_path)
+    for prefix in HF_PREFIXES:
+        if text.startswith(prefix):
+            repo, _, revision = text[len(prefix):].partition("@")
+            return hub.pull_repo(repo, revision=revision or "main")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    if os.sep in text or text.startswith("."):
+        raise ZooError("no such model folder", where=text, hint="check the path, or give a catalogue id")
+    entry = get_entry(text)
+    if entry.hub is not None:
+        return hub.pull(entry.hub)
+    if has_local_model(entry.id):
+        return local_model_dir(entry.id)
+    how = entry.weights.get("instructions") or ""
+    hint = (f"run `zoo pull {entry.id} --from SOURCE` to convert the official weights" if entry.convert
+            else f"train it with `zoo train {entry.recipe or entry.id}`")
+    raise ZooError(f"the weights of {entry.id!r} are not published on the Hub and none were produced here",
+                   where=entry.source, hint=f"{hint}. {how}".strip())
+
+
+def load_model(name_or_path: str | os.PathLike, *, device: str | torch.device = "cpu",
+               dtype: str | torch.dtype | None = None) -> ZooModel:
+    """Load pretrained weights and return the model in eval mode.
+
+    ``name_or_path`` is a catalogue id (pulled and sha256-verified on first use),
+    a local model folder, or ``"hf-hub:org/repo@revision"``. Only safetensors
+    are read; a pickle file anywhere in the folder is refused.
+    """
+    return load_folder(resolve_folder(name_or_path), device=device, dtype=as_dtype(dtype))
+
+
+def build_model(name: str, **config_overrides) -> ZooModel:
+    """A fresh, untrained model of a registered architecture (or of a catalogue entry's architecture)."""
+    from .errors import UnknownNameError
+    from .plugins import get_model_spec, models
+
+    if name not in models():
+        from .registry import catalogue
+
+        entry = catalogue().get(name)
+        if entry is None:
+            get_model_spec(name)  # raises with a suggestion
+            raise UnknownNameError(f"unknown model {name!r}")
+        name = entry.architecture
+    return get_model_spec(name).load().from_config(config_overrides)

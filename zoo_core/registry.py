@@ -1,0 +1,211 @@
+"""The weights catalogue: registry.yaml, plugin entries and user registries, validated on load.
+
+Errors name the file, the line and the field. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+from .errors import RegistryError, UnknownNameError
+from .pins import HubPin
+
+MAIN_REGISTRY = Path(__file__).with_name("registry.yaml")
+USER_REGISTRY_ENV = "ZOO_REGISTRY"  # extra registry files, separated by os.pathsep
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".npy", ".npz", ".joblib")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model of the catalogue."""
+
+    id: str
+    architecture: str
+    plugin: str
+    task: str
+    summary: str
+    links: dict
+    license: str
+    metrics: tuple
+    hub: HubPin | None
+    weights: dict = field(default_factory=dict)
+    convert: dict | None = None
+    recipe: str | None = None
+    source: str = ""  # the file (and line) that defined it
+
+    @property
+    def published(self) -> bool:
+        """Whether the weights are on the Hub."""
+        return self.hub is not None
+
+    def to_json(self) -> dict:
+        """A JSON-able view, as in the registry file."""
+        hub = None
+        if self.hub:
+            hub = {"repo_id": self.hub.repo_id, "revision": self.hub.revision,
+                   "files": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in self.hub.files]}
+        return {"id": self.id, "architecture": self.architecture, "plugin": self.plugin, "task": self.task,
+                "summary": self.summary, "links": self.links, "license": self.license,
+                "metrics": list(self.metrics), "hub": hub, "weights": self.weights or None,
+                "convert": self.convert, "recipe": self.recipe, "source": self.source}
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(Path(__file__).with_name("registry_schema.json").read_text())
+    return Draft202012Validator(schema)
+
+
+def _line_of(node, path) -> int | None:
+    """Line (1-based) of the YAML node at a jsonschema error path."""
+    import yaml
+
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node, line = nxt, nxt.start_mark.line + 1
+    return line
+
+
+def _field_name(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_registry(text: str, source: str) -> list[Entry]:
+    """Parse and validate registry YAML text; ``source`` names it in errors."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise RegistryError(f"registry is not valid YAML: {getattr(exc, 'problem', exc)}", where=where,
+                            hint="fix the YAML syntax at that line") from None
+    errors = list(_validator().iter_errors(data))
+    if errors:
+        from jsonschema.exceptions import best_match
+
+        err = best_match(errors)
+        path = list(err.absolute_path)
+        line = _line_of(node, path)
+        raise RegistryError(f"invalid registry field {_field_name(path)}: {err.message}",
+                            where=f"{source}:{line}" if line else source,
+                            hint="see the schema in zoo_core/registry_schema.json and CONTRIBUTING.md")
+    entries = []
+    for i, raw in enumerate(data["models"]):
+        line = _line_of(node, ["models", i])
+        where = f"{source}:{line}"
+        hub = None
+        if raw["hub"] is not None:
+            for j, f in enumerate(raw["hub"]["files"]):
+                _check_repo_path(f["path"], f"{source}:{_line_of(node, ['models', i, 'hub', 'files', j, 'path'])}")
+            hub = HubPin.from_dict(raw["hub"])
+        entries.append(Entry(
+            id=raw["id"], architecture=raw["architecture"], plugin=raw["plugin"], task=raw["task"],
+            summary=raw["summary"], links=raw["links"], license=raw["license"], metrics=tuple(raw["metrics"]),
+            hub=hub, weights=raw.get("weights") or {}, convert=raw.get("convert"), recipe=raw.get("recipe"),
+            source=where))
+    return entries
+
+
+def _check_repo_path(path: str, where: str) -> None:
+    from .errors import UnsafeFileError
+
+    p = PurePosixPath(path)
+    if p.is_absolute() or ".." in p.parts or "\\" in path or path.startswith("~"):
+        raise UnsafeFileError(f"file path {path!r} escapes the repository", where=where,
+                              hint="hub file paths are relative paths inside the repo, without '..'")
+    if p.suffix.lower() in PICKLE_SUFFIXES:
+        raise UnsafeFileError(f"file {path!r} is a pickle-based format, which the zoo never loads", where=where,
+                              hint="publish the weights as safetensors instead")
+
+
+def load_registry_file(path: str | os.PathLike) -> list[Entry]:
+    """Read and validate one registry file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RegistryError(f"cannot read registry file: {exc.strerror}", where=str(path),
+                            hint=f"check the path (set by {USER_REGISTRY_ENV} or --registry)") from None
+    return parse_registry(text, str(path))
+
+
+def _plugin_entries() -> list[Entry]:
+    from . import plugins
+
+    found: list[Entry] = []
+
+    def register(item):
+        if isinstance(item, (str, os.PathLike)):
+            found.extend(load_registry_file(item))
+        elif isinstance(item, dict):
+            import yaml
+
+            found.extend(parse_registry(yaml.safe_dump({"version": 1, "models": [item]}),
+                                        f"plugin entry {item.get('id', '?')}"))
+        else:
+            raise RegistryError(f"register_registry_entries got {type(item).__name__}",
+                                hint="register a YAML file path or one entry dict")
+
+    plugins.call_each("register_registry_entries", register=register)
+    return found
+
+
+_extra_files: list[str] = []
+
+
+def add_registry_file(path: str | os.PathLike) -> None:
+    """Add a user registry file for this process (the CLI's ``--registry``)."""
+    _extra_files.append(str(path))
+    catalogue.cache_clear()
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, Entry]:
+    """Every entry by id: the main registry, then plugins' entries, then user files.
+
+    An id defined twice is an error naming both places.
+    """
+    entries = list(load_registry_file(MAIN_REGISTRY)) if MAIN_REGISTRY.exists() else []
+    entries += _plugin_entries()
+    user = [p for p in os.environ.get(USER_REGISTRY_ENV, "").split(os.pathsep) if p] + _extra_files
+    for path in user:
+        entries += load_registry_file(path)
+    table: dict[str, Entry] = {}
+    for e in entries:
+        if e.id in table:
+            raise RegistryError(f"model id {e.id!r} is defined twice: at {table[e.id].source} and at {e.source}",
+                                hint="rename one of them or remove the duplicate registry file")
+        table[e.id] = e
+    return table
+
+
+def get_entry(name: str) -> Entry:
+    """The catalogue entry ``name``; an unknown name gets a close-match suggestion."""
+    table = catalogue()
+    if name in table:
+        return table[name]
+    import difflib
+
+    close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}?" if close else "`zoo list` shows the models in the catalogue"
+    raise UnknownNameError(f"unknown model {name!r}", hint=hint)
