@@ -61,6 +61,10 @@ class ZooModel(nn.Module):
         """The config as written to ``config.json``."""
         return {"architecture": self.architecture, **dataclasses.asdict(self.config)}
 
+    def example_inputs(self, batch_size: int = 2) -> tuple:
+        """Positional arguments for one forward call on a small batch (used by the contract tests)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement example_inputs() for the contract tests")
+
     def tie_weights(self) -> None:
         """Re-tie shared parameters after loading; models with tied weights override this."""
 
