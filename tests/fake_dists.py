@@ -7,10 +7,11 @@ import textwrap
 from pathlib import Path
 
 
-def make_plugin_dist(site: Path, dist: str, module: str, code: str, ep_name: str | None = None) -> None:
-    """Create ``module.py`` and ``<dist>-0.1.dist-info`` declaring it in the ``zoo`` group."""
+def make_plugin_dist(site: Path, dist: str, module: str, code: str | None, ep_name: str | None = None) -> None:
+    """Create ``module.py`` (unless ``code`` is None) and a dist-info declaring it in the ``zoo`` group."""
     site.mkdir(parents=True, exist_ok=True)
-    (site / f"{module}.py").write_text(textwrap.dedent(code))
+    if code is not None:
+        (site / f"{module}.py").write_text(textwrap.dedent(code))
     info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")

@@ -27,13 +27,14 @@ def as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
 
 def resolve_folder(name_or_path: str | os.PathLike) -> Path:
     """Find (pulling when needed) the model folder for a catalogue id, a local folder or ``hf-hub:org/repo@rev``."""
-    from . import hub
     from .registry import get_entry
     from .store import has_local_model, local_model_dir
 
     text = str(name_or_path)
     for prefix in HF_PREFIXES:
         if text.startswith(prefix):
+            from . import hub
+
             repo, _, revision = text[len(prefix):].partition("@")
             return hub.pull_repo(repo, revision=revision or "main")
     path = Path(text).expanduser()
@@ -43,6 +44,8 @@ def resolve_folder(name_or_path: str | os.PathLike) -> Path:
         raise ZooError("no such model folder", where=text, hint="check the path, or give a catalogue id")
     entry = get_entry(text)
     if entry.hub is not None:
+        from . import hub
+
         return hub.pull(entry.hub)
     if has_local_model(entry.id):
         return local_model_dir(entry.id)

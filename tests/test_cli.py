@@ -1,0 +1,83 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from fake_dists import make_plugin_dist, run_zoo
+
+HERE = Path(__file__).parent
+
+
+def test_help_and_list_import_no_torch():
+    code = ("import sys\nfrom zoo_core.cli import cli\n"
+            "for args in (['--help'], ['list'], ['list', '--json'], ['plugins'], ['info', 'gpt2-ml']):\n"
+            "    try:\n        cli(args, standalone_mode=False)\n    except SystemExit:\n        pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "assert 'numpy' not in sys.modules, 'numpy was imported'\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "gpt2-ml" in r.stdout
+
+
+def test_list_json_joins_registry_plugins_and_state(tmp_path):
+    r = run_zoo(["list", "--json"], env={"ZOO_HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    rows = {row["id"]: row for row in json.loads(r.stdout)}
+    assert rows["gpt2-ml"]["state"] == "not published" and rows["gpt2-ml"]["hub"] is None
+    assert rows["nice-mnist"]["task"] == "density-estimation"
+    r = run_zoo(["list", "gpt2", "--json"], env={"ZOO_HOME": str(tmp_path)})
+    assert {row["id"] for row in json.loads(r.stdout)} == {"gpt2-ml", "gpt2-ml-legacy"}
+    r = run_zoo(["list", "--task", "density-estimation", "--json"], env={"ZOO_HOME": str(tmp_path)})
+    assert [row["id"] for row in json.loads(r.stdout)] == ["nice-mnist"]
+
+
+def test_unknown_name_is_one_clear_line_with_a_suggestion():
+    r = run_zoo(["info", "gpt2-m"])
+    assert r.returncode == 1
+    assert "unknown model 'gpt2-m'" in r.stderr and "did you mean 'gpt2-ml'?" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_malformed_user_registry_is_reported_with_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nmodels:\n  - id: Bad Id\n")
+    r = run_zoo(["--registry", str(bad), "list"])
+    assert r.returncode == 1
+    assert f"{bad}:3" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_and_eval_through_the_cli(tmp_path):
+    site = tmp_path / "site"
+    make_plugin_dist(site, "zoo-toy", "toy_plugin", None, "toy")
+    env = {"PYTHONPATH": f"{site}:{HERE}", "ZOO_LOAD_PLUGINS": "toy"}
+    out = tmp_path / "run"
+    r = run_zoo(["train", "toy-fit", "--epochs", "2", "--out", str(out), "--no-progress", "--set", "noise=0"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert (out / "model" / "config.json").is_file()
+    r = run_zoo(["eval", "toy-fit", "--model", str(out / "model"), "--split", "test", "--json"], env=env)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads(r.stdout)
+    assert metrics["split"] == "test" and metrics["mse"] > 0
+
+
+def test_new_plugin_scaffold_passes_its_own_tests(tmp_path):
+    r = run_zoo(["new-plugin", "demo-net", "--dir", str(tmp_path)])
+    assert r.returncode == 0, r.stderr
+    plugin = tmp_path / "zoo-demo-net"
+    site = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                          "--target", str(site), str(plugin)], capture_output=True, text=True, timeout=300)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    env = {"PYTHONPATH": str(site)}
+    r = run_zoo(["plugins", "--json"], env=env)
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert rows["demo-net"]["models"] == ["demo-net"]
+    import os
+
+    test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(plugin / "tests")],
+                          env=dict(os.environ, PYTHONPATH=str(site)), capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert test.returncode == 0, test.stdout[-3000:]
+    assert " passed" in test.stdout and "failed" not in test.stdout
+    r = run_zoo(["new-plugin", "demo-net", "--dir", str(tmp_path)])
+    assert r.returncode == 1 and "already exists" in r.stderr
