@@ -1,0 +1,118 @@
+"""``zoo generate gpt2-ml`` (and the hook-up of ``zoo convert gpt2-ml``).
+
+Importing this module costs only click: torch and the model are imported
+inside the command body.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+DECODE_MODES = ("original", "clean")
+
+
+def attach(cli: click.Group) -> None:
+    """Add the plugin's sub-commands to the core's ``generate`` and ``convert`` groups."""
+    cli.commands["generate"].add_command(generate_command, "gpt2-ml")
+    try:
+        from .convert_cli import convert_command
+    except ModuleNotFoundError as exc:  # the converter's CLI module is optional; anything else is a real bug
+        if exc.name != f"{__package__}.convert_cli":
+            raise
+        return
+    cli.commands["convert"].add_command(convert_command, "gpt2-ml")
+
+
+@click.command("gpt2-ml")
+@click.argument("prompt")
+@click.option("--model", "model_ref", default="gpt2-ml", show_default=True,
+              help="Catalogue id (pulled or converted first) or a local model folder.")
+@click.option("--max-new-tokens", default=128, show_default=True, type=click.IntRange(0, None))
+@click.option("--top-p", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Nucleus size, as in the original demo.")
+@click.option("--top-p-mode", type=click.Choice(["grover", "hf"]), default="grover", show_default=True,
+              help="grover: drop the token that crosses p (original); hf: keep it (Hugging Face).")
+@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(0, None, min_open=True))
+@click.option("--seed", type=int, default=None, help="Make the samples reproducible.")
+@click.option("--num-samples", default=1, show_default=True, type=click.IntRange(1, None),
+              help="Samples drawn one after another for the same prompt.")
+@click.option("--min-new-tokens", default=0, show_default=True, type=click.IntRange(0, None),
+              help="Do not stop at [SEP] before this many tokens.")
+@click.option("--eos-token-id", type=int, default=None,
+              help="Stop token (default: the model's eos_token_id, [SEP]=102).")
+@click.option("--vocab", default=None,
+              help='Vocabulary if the model folder has no vocab.txt: "clue", "bert" or a file.')
+@click.option("--decode", "decode_mode", type=click.Choice(DECODE_MODES), default="original", show_default=True,
+              help="original: tokens joined with no spaces (the demo); clean: spaces between non-CJK words.")
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+              help="Compute dtype (default: as stored; bf16 halves the memory).")
+@click.option("--device", default="cpu", show_default=True)
+def generate_command(prompt, model_ref, max_new_tokens, top_p, top_p_mode, temperature, seed, num_samples,
+                     min_new_tokens, eos_token_id, vocab, decode_mode, dtype, device):
+    """Continue PROMPT with GPT2_ML, streaming the tokens as they are sampled."""
+    import torch
+
+    from zoo_core.loading import load_model, resolve_folder
+
+    from .tokenizer import GPT2MLTokenizer
+
+    folder = resolve_folder(model_ref)
+    tokenizer = GPT2MLTokenizer.from_vocab(vocab) if vocab else GPT2MLTokenizer.from_folder(folder)
+    model = load_model(folder, device=device, dtype=dtype)
+    if getattr(model, "architecture", None) != "gpt2-ml":
+        raise click.ClickException(f"{model_ref} is a {getattr(model, 'architecture', '?')} model, not gpt2-ml")
+    if len(tokenizer) > model.config.vocab_size:
+        raise click.ClickException(f"vocab.txt has {len(tokenizer)} tokens but the model only "
+                                   f"{model.config.vocab_size} embedding rows: they do not belong together")
+    ids = tokenizer.encode(prompt)
+    if not ids:
+        raise click.ClickException("the prompt encodes to no tokens; give some text to continue")
+    # Rows past the vocabulary (the legacy model has 21130 rows for 21128 tokens) have no text: never sample them.
+    ignore = [model.config.pad_token_id, *range(len(tokenizer), model.config.vocab_size)]
+    eos = model.config.eos_token_id if eos_token_id is None else eos_token_id
+    generator = torch.Generator(device=model.wte.weight.device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+
+    out = click.get_text_stream("stdout")
+    for i in range(num_samples):
+        if num_samples > 1:
+            click.echo(f"--- sample {i + 1} of {num_samples} ---")
+        out.write(prompt)
+        out.flush()
+        printer = _StreamPrinter(tokenizer, decode_mode, ids[-1], out)
+        model.generate(ids, max_new_tokens, top_p=top_p, top_p_mode=top_p_mode, temperature=temperature,
+                       eos_token_id=eos, ignore_ids=ignore, min_new_tokens=min_new_tokens,
+                       generator=generator, streamer=printer)
+        out.write("\n")
+        out.flush()
+
+
+class _StreamPrinter:
+    """Writes each sampled token's text at once; in clean mode puts a space between two non-CJK words."""
+
+    def __init__(self, tokenizer, mode: str, last_prompt_id: int, stream=None):
+        self.tokenizer, self.mode, self.stream = tokenizer, mode, stream or sys.stdout
+        self.prev = tokenizer.decode_token(last_prompt_id)
+
+    def __call__(self, tokens) -> None:
+        token_id = int(tokens[0])
+        if token_id < 0:
+            return
+        raw = self.tokenizer.tokens[token_id]
+        piece = self.tokenizer.decode_token(token_id)
+        if not piece:
+            return
+        if self.mode == "clean" and not raw.startswith("##") and _wordish(self.prev[-1:]) and _wordish(piece[:1]):
+            piece = " " + piece
+        self.stream.write(piece)
+        self.stream.flush()
+        self.prev = piece
+
+
+def _wordish(ch: str) -> bool:
+    return bool(ch) and ch.isascii() and ch.isalnum()
