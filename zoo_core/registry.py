@@ -87,28 +87,55 @@ def _field_name(path) -> str:
     return out or "(top level)"
 
 
-def parse_registry(text: str, source: str) -> list[Entry]:
-    """Parse and validate registry YAML text; ``source`` names it in errors."""
+def _compose(text: str, source: str):
+    """YAML node tree (for line numbers) and the plain data, from one parse (libyaml when present)."""
     import yaml
 
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_cls(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise RegistryError(f"registry is not valid YAML: {getattr(exc, 'problem', exc)}", where=where,
                             hint="fix the YAML syntax at that line") from None
-    errors = list(_validator().iter_errors(data))
-    if errors:
-        from jsonschema.exceptions import best_match
+    finally:
+        loader.dispose()
 
-        err = best_match(errors)
-        path = list(err.absolute_path)
-        line = _line_of(node, path)
-        raise RegistryError(f"invalid registry field {_field_name(path)}: {err.message}",
-                            where=f"{source}:{line}" if line else source,
-                            hint="see the schema in zoo_core/registry_schema.json and CONTRIBUTING.md")
+
+def _validated_before(text: str) -> tuple[bool, Path | None]:
+    """Whether this exact registry text already passed this exact schema (recorded under ZOO_HOME).
+
+    Importing jsonschema costs more than the rest of ``zoo list`` together, so
+    text that validated once is not validated again; any edit validates afresh.
+    """
+    import hashlib
+
+    from .store import zoo_home
+
+    schema = Path(__file__).with_name("registry_schema.json").read_bytes()
+    digest = hashlib.sha256(schema + b"\0" + text.encode()).hexdigest()
+    marker = zoo_home() / "validated" / digest
+    return marker.exists(), marker
+
+
+def parse_registry(text: str, source: str) -> list[Entry]:
+    """Parse and validate registry YAML text; ``source`` names it in errors."""
+    node, data = _compose(text, source)
+    seen, marker = _validated_before(text)
+    if not seen:
+        errors = list(_validator().iter_errors(data))
+        if errors:
+            from jsonschema.exceptions import best_match
+
+            err = best_match(errors)
+            path = list(err.absolute_path)
+            line = _line_of(node, path)
+            raise RegistryError(f"invalid registry field {_field_name(path)}: {err.message}",
+                                where=f"{source}:{line}" if line else source,
+                                hint="see the schema in zoo_core/registry_schema.json and CONTRIBUTING.md")
     entries = []
     for i, raw in enumerate(data["models"]):
         line = _line_of(node, ["models", i])
@@ -123,6 +150,12 @@ def parse_registry(text: str, source: str) -> list[Entry]:
             summary=raw["summary"], links=raw["links"], license=raw["license"], metrics=tuple(raw["metrics"]),
             hub=hub, weights=raw.get("weights") or {}, convert=raw.get("convert"), recipe=raw.get("recipe"),
             source=where))
+    if not seen:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError:
+            pass  # a read-only home only costs the next run a validation
     return entries
 
 
