@@ -6,8 +6,6 @@ inside the command body.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 DECODE_MODES = ("original", "clean")
@@ -78,25 +76,22 @@ def generate_command(prompt, model_ref, max_new_tokens, top_p, top_p_mode, tempe
     else:
         generator.manual_seed(seed)
 
-    out = click.get_text_stream("stdout")
     for i in range(num_samples):
         if num_samples > 1:
             click.echo(f"--- sample {i + 1} of {num_samples} ---")
-        out.write(prompt)
-        out.flush()
-        printer = _StreamPrinter(tokenizer, decode_mode, ids[-1], out)
+        click.echo(prompt, nl=False)
+        printer = _StreamPrinter(tokenizer, decode_mode, ids[-1])
         model.generate(ids, max_new_tokens, top_p=top_p, top_p_mode=top_p_mode, temperature=temperature,
                        eos_token_id=eos, ignore_ids=ignore, min_new_tokens=min_new_tokens,
                        generator=generator, streamer=printer)
-        out.write("\n")
-        out.flush()
+        click.echo()
 
 
 class _StreamPrinter:
     """Writes each sampled token's text at once; in clean mode puts a space between two non-CJK words."""
 
-    def __init__(self, tokenizer, mode: str, last_prompt_id: int, stream=None):
-        self.tokenizer, self.mode, self.stream = tokenizer, mode, stream or sys.stdout
+    def __init__(self, tokenizer, mode: str, last_prompt_id: int):
+        self.tokenizer, self.mode = tokenizer, mode
         self.prev = tokenizer.decode_token(last_prompt_id)
 
     def __call__(self, tokens) -> None:
@@ -109,8 +104,7 @@ class _StreamPrinter:
             return
         if self.mode == "clean" and not raw.startswith("##") and _wordish(self.prev[-1:]) and _wordish(piece[:1]):
             piece = " " + piece
-        self.stream.write(piece)
-        self.stream.flush()
+        click.echo(piece, nl=False)  # click.echo flushes, so each token shows as soon as it is sampled
         self.prev = piece
 
 

@@ -22,6 +22,8 @@ _CJK = (r"\u4e00-\u9fff\u3400-\u4dbf\U00020000-\U0002a6df\U0002a700-\U0002b73f\U
         r"\U0002b820-\U0002ceaf\uf900-\ufaff\U0002f800-\U0002fa1f")
 # In "clean" mode a space is dropped when either neighbour is a CJK character or CJK/full-width punctuation.
 _NO_SPACE = re.compile(rf"(?<=[{_CJK}\u3000-\u303f\uff00-\uffef])\s+|\s+(?=[{_CJK}\u3000-\u303f\uff00-\uffef])")
+# ... and none before closing or after opening ASCII punctuation.
+_NO_SPACE_PUNCT = re.compile(r"\s+(?=[,.!?;:%)\]}])|(?<=[(\[{])\s+")
 
 
 class GPT2MLTokenizer:
@@ -109,7 +111,7 @@ class GPT2MLTokenizer:
                 words[-1] += t[2:]
             else:
                 words.append(t)
-        return _NO_SPACE.sub("", " ".join(words))
+        return _NO_SPACE_PUNCT.sub("", _NO_SPACE.sub("", " ".join(words)))
 
     def decode_token(self, token_id: int) -> str:
         """The text one generated token adds when streamed (``##`` stripped, [UNK] and specials empty)."""
