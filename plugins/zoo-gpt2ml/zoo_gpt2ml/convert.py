@@ -1,0 +1,566 @@
+"""Convert an official GPT2_ML TensorFlow checkpoint into a zoo model folder, streaming.
+
+The 1.37B-parameter checkpoint is 5.5 GB; this converter never holds more than
+a few of its tensors at once. It plans the whole output from the index first
+(every tensor's name, shape, dtype and place in the output shards), then reads
+the ``.data`` file front to back with :class:`~zoo_gpt2ml.tf_bundle.TFBundle`
+and writes each converted tensor straight into the safetensors shard it
+belongs to, hashing the ``.data`` bytes on the way for the model card.
+
+Name map (TF ``newslm/...`` -> PyTorch state dict; TF Dense kernels are
+[in, out], ``nn.Linear`` weights [out, in], hence the transposes)::
+
+    embeddings/word_embed                   -> wte.weight            [vocab, H]
+    embeddings/pos_embed                    -> wpe.weight            [max_pos, H]
+    embeddings/LayerNorm_embed_norm/{gamma,beta} -> ln_embed.{weight,bias}
+    layerNN/{query,key,value}_layer/kernelᵀ -> h.N.attn.qkv.weight   [3H, H] (q, k, v stacked)
+    layerNN/{query,key,value}_layer/bias    -> h.N.attn.qkv.bias     [3H]
+    layerNN/context_projection_layer        -> h.N.attn.proj
+    layerNN/LayerNorm_mlp_ln0               -> h.N.ln_0
+    layerNN/intermediate                    -> h.N.mlp.fc            [4H, H]
+    layerNN/output                          -> h.N.mlp.proj          [H, 4H]
+    layerNN/LayerNorm_mlp_ln1               -> h.N.ln_1
+
+The output head is tied to ``wte``. Adafactor slots (``*/adafactor_v``,
+``*/adafactor_vr``, ``*/adafactor_vc``) and ``global_step`` are skipped and
+counted; any other tensor, a missing one or a wrong shape is an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import struct
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from zoo_core.errors import ZooError
+
+from .tf_bundle import TFBundle, TensorEntry
+
+ARCHITECTURE = "gpt2-ml"
+SLOT_SUFFIXES = ("/adafactor_v", "/adafactor_vr", "/adafactor_vc")
+NON_MODEL = ("global_step",)
+HEAD_DIM = 64  # every released GPT2_ML/Grover config uses 64-dim heads
+MAX_SHARD_BYTES = 2 * 10**9  # "2GB" as huggingface_hub counts it
+LEGACY_BERT_VOCAB, LEGACY_ROWS = 21128, 21130  # the 100k-step model has 2 embedding rows the vocab never uses
+
+# sha256 of the official .data files (the project README's table; gpt2-ml.md §6).
+OFFICIAL_SHA256 = {
+    "e698cc97a7f5f706f84f58bb469d614e51d3c0ce5f9ab9bf77e01e3fcb41d482":
+        "official model.ckpt-220000 (30G corpus, CLUE vocab 8021)",
+    "4a6e5124df8db7ac2bdd902e6191b807a6983a7f5d09fb10ce011f9a073b183e":
+        "official model.ckpt-100000 (15G corpus, BERT vocab 21128)",
+}
+
+DTYPES = {  # accepted names -> (safetensors dtype, bytes per element)
+    "float32": ("F32", 4), "float16": ("F16", 2), "bfloat16": ("BF16", 2),
+}
+DTYPE_ALIASES = {"fp32": "float32", "f32": "float32", "fp16": "float16", "half": "float16", "f16": "float16",
+                 "bf16": "bfloat16"}
+
+LAYER_PARTS = {  # PyTorch name inside h.{i} -> (op, TF names inside newslm/layerNN)
+    "attn.qkv.weight": ("qkv", ("query_layer/kernel", "key_layer/kernel", "value_layer/kernel")),
+    "attn.qkv.bias": ("cat", ("query_layer/bias", "key_layer/bias", "value_layer/bias")),
+    "attn.proj.weight": ("t", ("context_projection_layer/kernel",)),
+    "attn.proj.bias": ("copy", ("context_projection_layer/bias",)),
+    "ln_0.weight": ("copy", ("LayerNorm_mlp_ln0/gamma",)),
+    "ln_0.bias": ("copy", ("LayerNorm_mlp_ln0/beta",)),
+    "mlp.fc.weight": ("t", ("intermediate/kernel",)),
+    "mlp.fc.bias": ("copy", ("intermediate/bias",)),
+    "mlp.proj.weight": ("t", ("output/kernel",)),
+    "mlp.proj.bias": ("copy", ("output/bias",)),
+    "ln_1.weight": ("copy", ("LayerNorm_mlp_ln1/gamma",)),
+    "ln_1.bias": ("copy", ("LayerNorm_mlp_ln1/beta",)),
+}
+EMBED_PARTS = {
+    "wte.weight": ("copy", ("newslm/embeddings/word_embed",)),
+    "wpe.weight": ("copy", ("newslm/embeddings/pos_embed",)),
+    "ln_embed.weight": ("copy", ("newslm/embeddings/LayerNorm_embed_norm/gamma",)),
+    "ln_embed.bias": ("copy", ("newslm/embeddings/LayerNorm_embed_norm/beta",)),
+}
+
+
+@dataclass
+class OutTensor:
+    """One tensor of the output state dict and the checkpoint tensors it is made of."""
+
+    name: str
+    op: str  # copy | t (transpose a Dense kernel) | qkv (transpose and stack) | cat
+    sources: tuple[str, ...]
+    shape: tuple[int, ...] = ()
+    shard: int = 0
+    begin: int = 0  # byte offsets inside the shard's data section
+    end: int = 0
+
+
+@dataclass
+class ConversionSummary:
+    """What a conversion did; ``convert_checkpoint`` returns it, ``convert`` prints it."""
+
+    out_dir: Path
+    source: Path
+    config: dict
+    dtype: str
+    vocab: Path
+    vocab_tokens: int
+    mapped: int  # checkpoint tensors that went into the model
+    written: int  # state-dict tensors written
+    skipped_slots: int  # Adafactor slot variables left out
+    skipped_other: list[str] = field(default_factory=list)  # global_step
+    global_step: int | None = None
+    data_sha256: dict[str, str] = field(default_factory=dict)  # .data file name -> hex digest
+    official: str | None = None  # which official release the .data sha256 matches
+    shards: list[str] = field(default_factory=list)
+    total_bytes: int = 0
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        c = self.config
+        out = [f"converted {self.source} -> {self.out_dir}",
+               f"  model: {c['num_hidden_layers']} layers, hidden {c['hidden_size']}, {c['num_attention_heads']} heads, "
+               f"vocab rows {c['vocab_size']} ({self.vocab_tokens}-token vocab), {self.dtype}",
+               f"  tensors: {self.mapped} mapped into {self.written}; skipped {self.skipped_slots} Adafactor slots"
+               + (f" and {', '.join(self.skipped_other)}" if self.skipped_other else ""),
+               f"  wrote {self.total_bytes / 1e6:,.1f} MB in {len(self.shards)} safetensors file(s) "
+               f"in {self.seconds:.1f} s"]
+        for name, digest in self.data_sha256.items():
+            out.append(f"  sha256 {name}: {digest}" + (f" ({self.official})" if self.official else
+                                                         " (not an official release file)"))
+        return out
+
+
+def normalise_dtype(dtype: str) -> str:
+    """Canonical dtype name, or a clear error."""
+    name = DTYPE_ALIASES.get(str(dtype).lower().removeprefix("torch."), str(dtype).lower().removeprefix("torch."))
+    if name not in DTYPES:
+        raise ZooError(f"unsupported output dtype {dtype!r}", hint="choose float32, float16 or bfloat16")
+    return name
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes from an int or a string like "2GB" / "500MB" (decimal units, as huggingface_hub)."""
+    if isinstance(size, int):
+        return size
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*", str(size), re.I)
+    if not m:
+        raise ZooError(f"cannot read the shard size {size!r}", hint='write it like "2GB" or "500MB"')
+    unit = (m.group(2) or "B").upper()
+    scale = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}[unit]
+    return int(float(m.group(1)) * scale)
+
+
+# ---------------------------------------------------------------------------
+# Planning: from the index alone, before a byte of tensor data is read.
+
+def classify(bundle: TFBundle) -> tuple[dict[str, TensorEntry], list[str], list[str]]:
+    """Split the checkpoint into model tensors, optimizer slots and other known non-model entries.
+
+    Raises on anything else, since a tensor we do not understand might be one
+    the model needs.
+    """
+    model, slots, other, unknown = {}, [], [], []
+    for name, e in bundle.entries.items():
+        if name.endswith(SLOT_SUFFIXES):
+            slots.append(name)
+        elif name in NON_MODEL:
+            other.append(name)
+        elif name.startswith("newslm/"):
+            model[name] = e
+        else:
+            unknown.append(name)
+    if not model:
+        raise ZooError("the checkpoint holds no newslm/... tensors: it is not a GPT2_ML (Grover) checkpoint",
+                       where=str(bundle.index_path),
+                       hint="pass the prefix of an official gpt2-ml checkpoint, e.g. model.ckpt-220000")
+    if bundle.slice_keys:
+        raise ZooError(f"the checkpoint holds {len(bundle.slice_keys)} partitioned tensor slices; "
+                       "GPT2_ML checkpoints have none", where=str(bundle.index_path))
+    if unknown:
+        raise ZooError(f"{len(unknown)} tensor(s) the GPT2_ML converter does not know, e.g. "
+                       + ", ".join(repr(n) for n in unknown[:5]),
+                       where=str(bundle.index_path),
+                       hint="this converter takes the released gpt2-ml checkpoints (model tensors, "
+                            "Adafactor slots and global_step only)")
+    return model, slots, other
+
+
+def infer_config(model: dict[str, TensorEntry], *, num_heads: int | None = None, where: str = "") -> dict:
+    """The GPT2MLConfig fields, read off the checkpoint's shapes."""
+    def shape(name):
+        if name not in model:
+            raise ZooError(f"tensor {name!r} is missing from the checkpoint", where=where,
+                           hint="the checkpoint is incomplete or not a GPT2_ML checkpoint")
+        return model[name].shape
+
+    vocab, hidden = _dims(shape("newslm/embeddings/word_embed"), 2, "newslm/embeddings/word_embed", where)
+    max_pos, _ = _dims(shape("newslm/embeddings/pos_embed"), 2, "newslm/embeddings/pos_embed", where)
+    layers = sorted({int(m.group(1)) for n in model if (m := re.match(r"newslm/layer(\d+)/", n))})
+    if not layers or layers != list(range(len(layers))):
+        raise ZooError(f"layer scopes are not numbered 0..N-1 (found {layers[:3]}...{layers[-3:]})"
+                       if layers else "the checkpoint has no newslm/layerNN tensors", where=where,
+                       hint="the checkpoint is incomplete or not a GPT2_ML checkpoint")
+    _, inter = _dims(shape("newslm/layer00/intermediate/kernel"), 2, "newslm/layer00/intermediate/kernel", where)
+    if num_heads is None:
+        if hidden % HEAD_DIM:
+            raise ZooError(f"hidden size {hidden} is not a multiple of {HEAD_DIM}, so the number of heads "
+                           "cannot be inferred", where=where, hint="pass num_heads (--heads)")
+        num_heads = hidden // HEAD_DIM
+    if num_heads < 1 or hidden % num_heads:
+        raise ZooError(f"{num_heads} heads do not divide hidden size {hidden}", where=where,
+                       hint="pass a number of heads that divides the hidden size")
+    return {
+        "vocab_size": vocab, "max_position_embeddings": max_pos, "hidden_size": hidden,
+        "num_hidden_layers": len(layers), "num_attention_heads": num_heads, "intermediate_size": inter,
+        "layer_norm_eps": 1e-5, "initializer_range": 0.014142135623731, "pad_token_id": 0, "eos_token_id": 102,
+    }
+
+
+def _dims(shape, rank, name, where):
+    if len(shape) != rank:
+        raise ZooError(f"tensor {name!r} has shape {list(shape)}, expected rank {rank}", where=where)
+    return shape
+
+
+def expected_tf_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """Every model tensor of the checkpoint with the shape the config implies (TF layout)."""
+    V, P, H = config["vocab_size"], config["max_position_embeddings"], config["hidden_size"]
+    inner = config["intermediate_size"]
+    shapes = {"newslm/embeddings/word_embed": (V, H), "newslm/embeddings/pos_embed": (P, H),
+              "newslm/embeddings/LayerNorm_embed_norm/gamma": (H,),
+              "newslm/embeddings/LayerNorm_embed_norm/beta": (H,)}
+    for i in range(config["num_hidden_layers"]):
+        s = f"newslm/layer{i:02d}/"
+        for d in ("query_layer", "key_layer", "value_layer", "context_projection_layer"):
+            shapes[s + d + "/kernel"], shapes[s + d + "/bias"] = (H, H), (H,)
+        for ln in ("LayerNorm_mlp_ln0", "LayerNorm_mlp_ln1"):
+            shapes[s + ln + "/gamma"] = shapes[s + ln + "/beta"] = (H,)
+        shapes[s + "intermediate/kernel"], shapes[s + "intermediate/bias"] = (H, inner), (inner,)
+        shapes[s + "output/kernel"], shapes[s + "output/bias"] = (inner, H), (H,)
+    return shapes
+
+
+def plan(bundle: TFBundle, model: dict[str, TensorEntry], config: dict, dtype: str,
+         max_shard_bytes: int) -> list[OutTensor]:
+    """Every output tensor with its shape, shard and byte range, in the order it will be written.
+
+    A tensor is written as soon as the last checkpoint tensor it needs has
+    been read, so the output follows the ``.data`` file's order and the shards
+    are written front to back.
+    """
+    where = str(bundle.index_path)
+    expected = expected_tf_shapes(config)
+    missing = sorted(set(expected) - set(model))
+    if missing:
+        raise ZooError(f"{len(missing)} model tensor(s) missing from the checkpoint, e.g. {missing[0]!r}",
+                       where=where, hint="the checkpoint is incomplete (or not a GPT2_ML checkpoint)")
+    extra = sorted(set(model) - set(expected))
+    if extra:
+        raise ZooError(f"{len(extra)} newslm tensor(s) that GPT2_ML does not have, e.g. {extra[0]!r}", where=where,
+                       hint="this is not a GPT2_ML checkpoint of the released architecture")
+    for name, shape in expected.items():
+        if tuple(model[name].shape) != shape:
+            raise ZooError(f"tensor {name!r} has shape {list(model[name].shape)}, expected {list(shape)} "
+                           f"for the config read off the checkpoint", where=where,
+                           hint="the checkpoint is inconsistent or not a GPT2_ML checkpoint")
+        if model[name].dtype != "float32":
+            raise ZooError(f"tensor {name!r} is {model[name].dtype}; GPT2_ML checkpoints are float32", where=where)
+
+    outs = [OutTensor(n, op, src) for n, (op, src) in EMBED_PARTS.items()]
+    for i in range(config["num_hidden_layers"]):
+        outs += [OutTensor(f"h.{i}.{n}", op, tuple(f"newslm/layer{i:02d}/{s}" for s in src))
+                 for n, (op, src) in LAYER_PARTS.items()]
+    for o in outs:
+        shapes = [model[s].shape for s in o.sources]
+        if o.op == "copy":
+            o.shape = tuple(shapes[0])
+        elif o.op == "t":
+            o.shape = tuple(shapes[0][::-1])
+        elif o.op == "qkv":
+            o.shape = (3 * shapes[0][1], shapes[0][0])
+        else:  # cat
+            o.shape = (sum(s[0] for s in shapes),)
+
+    position = {e.name: i for i, e in enumerate(bundle.file_order())}
+    outs.sort(key=lambda o: max(position[s] for s in o.sources))
+    itemsize = DTYPES[dtype][1]
+    shard, used = 0, 0
+    for o in outs:
+        nbytes = int(np.prod(o.shape)) * itemsize
+        if used and used + nbytes > max_shard_bytes:
+            shard, used = shard + 1, 0
+        o.shard, o.begin, o.end = shard, used, used + nbytes
+        used += nbytes
+    return outs
+
+
+def shard_names(n: int) -> list[str]:
+    """File names of n shards, as huggingface_hub names them."""
+    return ["model.safetensors"] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+
+
+def safetensors_header(tensors: list[OutTensor], dtype: str, metadata: dict[str, str]) -> bytes:
+    """The 8-byte length plus JSON header of one shard, padded to 8 bytes as safetensors does."""
+    header = {"__metadata__": metadata}
+    for o in tensors:
+        header[o.name] = {"dtype": DTYPES[dtype][0], "shape": list(o.shape), "data_offsets": [o.begin, o.end]}
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw
+
+
+# ---------------------------------------------------------------------------
+# Conversion of one tensor: numpy in (float32, read-only), bytes out.
+
+def _torch_view(arr: np.ndarray):
+    import torch
+
+    with warnings.catch_warnings():
+        # The array wraps the immutable bytes read from the file; it is only ever read from.
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(arr)
+
+
+def _transpose_into(out, src, rows: int = 256) -> None:
+    """out[:, r] = src[r, :] in blocks of input rows: ~1.5-3x faster than one strided copy."""
+    for r in range(0, src.shape[0], rows):
+        out[:, r:r + rows].copy_(src[r:r + rows].t())
+
+
+def make_tensor(o: OutTensor, parts: list[np.ndarray], dtype: str):
+    """Build output tensor ``o`` from its checkpoint tensors; returns a C-contiguous buffer."""
+    import torch
+
+    tdtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+    if o.op == "copy":
+        if dtype == "float32":
+            return parts[0]  # already the bytes we need
+        return _torch_view(parts[0]).to(tdtype)  # round-to-nearest-even, as torch casts
+    out = torch.empty(o.shape, dtype=tdtype)
+    if o.op == "t":
+        _transpose_into(out, _torch_view(parts[0]))
+    elif o.op == "qkv":
+        h = parts[0].shape[1]
+        for j, p in enumerate(parts):
+            _transpose_into(out[j * h:(j + 1) * h], _torch_view(p))
+    else:  # cat
+        out.copy_(torch.cat([_torch_view(p) for p in parts]))
+    return out
+
+
+def _as_bytes(t) -> memoryview:
+    if isinstance(t, np.ndarray):
+        return memoryview(np.ascontiguousarray(t)).cast("B")
+    import torch
+
+    return memoryview(t.contiguous().view(torch.uint8).numpy()).cast("B")
+
+
+# ---------------------------------------------------------------------------
+
+def count_vocab(path: Path) -> int:
+    """Tokens in a vocab.txt, counted as the tokenizer reads it (the bert vocab has a U+2028 token)."""
+    from .vocab import read_vocab
+
+    return len(read_vocab(path))
+
+
+def check_vocab(rows: int, tokens: int, vocab_path: Path, where: str) -> str:
+    """Raise unless the vocab fits the embedding; return a note for the card."""
+    if rows == tokens:
+        return ""
+    if rows == LEGACY_ROWS and tokens == LEGACY_BERT_VOCAB:
+        return (f"The embedding has {rows} rows for the {tokens}-token BERT vocab, as in the released 100k-step "
+                "checkpoint; the 2 extra rows are never produced by the tokenizer.")
+    raise ZooError(f"the vocab has {tokens} tokens but the checkpoint's embedding has {rows} rows",
+                   where=f"{where} with {vocab_path}",
+                   hint="use --vocab clue for model.ckpt-220000 (8021 rows) and --vocab bert for "
+                        "model.ckpt-100000 (21130 rows), or pass the vocab.txt the checkpoint was trained with")
+
+
+def convert_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: str = "float32",
+                       vocab: str = "clue", num_heads: int | None = None, sha256: bool = True,
+                       max_shard_size: int | str = MAX_SHARD_BYTES, progress: bool = True,
+                       overwrite: bool = True) -> ConversionSummary:
+    """Convert and return a :class:`ConversionSummary` (see :func:`convert`)."""
+    from .vocab import resolve_vocab
+
+    t0 = time.perf_counter()
+    dtype = normalise_dtype(dtype)
+    out_dir = Path(out_dir).expanduser().absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ZooError("the output path exists and is not a folder", where=str(out_dir))
+    if out_dir.exists() and not overwrite and any(out_dir.iterdir()):
+        raise ZooError("the output folder already exists and is not empty", where=str(out_dir),
+                       hint="pick another folder, delete it, or allow replacing it (--force)")
+    bundle = TFBundle(source)
+    where = str(bundle.index_path)
+    model, slots, other = classify(bundle)
+    config = infer_config(model, num_heads=num_heads, where=where)
+    config = validate_config(config)
+    vocab_path = Path(resolve_vocab(vocab))
+    vocab_tokens = count_vocab(vocab_path)
+    vocab_note = check_vocab(config["vocab_size"], vocab_tokens, vocab_path, where)
+    outs = plan(bundle, model, config, dtype, parse_size(max_shard_size))
+    n_shards = outs[-1].shard + 1
+    names = shard_names(n_shards)
+    by_source = {}
+    for o in outs:
+        for s in o.sources:
+            by_source[s] = o
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would otherwise become the model folder's mode
+    summary = ConversionSummary(out_dir=out_dir, source=bundle.prefix, config=config, dtype=dtype,
+                                vocab=vocab_path, vocab_tokens=vocab_tokens, mapped=len(model), written=len(outs),
+                                skipped_slots=len(slots), skipped_other=sorted(other),
+                                shards=names, total_bytes=sum(o.end - o.begin for o in outs))
+    try:
+        metadata = {"format": "pt", "architecture": ARCHITECTURE}
+        wanted = set(model) | {n for n in other if n == "global_step"}
+        total = sum(p.stat().st_size for p in bundle.data_paths) if sha256 else \
+            sum(bundle.entries[n].size for n in wanted)
+        bar = _progress(total, progress)
+        stash: dict[str, np.ndarray] = {}  # q/k/v of a layer until all three are read
+        files = [None] * n_shards
+        current = -1
+        try:
+            for e, arr in bundle.stream(wanted, sha256=sha256, on_bytes=bar.update):
+                if e.name == "global_step":
+                    summary.global_step = int(arr)
+                    continue
+                o = by_source[e.name]
+                stash[e.name] = arr
+                del arr
+                if any(s not in stash for s in o.sources):
+                    continue
+                parts = [stash.pop(s) for s in o.sources]
+                if o.shard != current:  # shards are planned in stream order, so this only moves forward
+                    if current >= 0:
+                        files[current].close()
+                    current = o.shard
+                    files[current] = open(tmp / names[current], "wb")
+                    files[current].write(safetensors_header([x for x in outs if x.shard == current],
+                                                            dtype, metadata))
+                    data_start = files[current].tell()
+                f = files[current]
+                if f.tell() - data_start != o.begin:
+                    raise AssertionError(f"{o.name} lands at {f.tell() - data_start}, planned {o.begin}")
+                f.write(_as_bytes(make_tensor(o, parts, dtype)))
+                del parts
+            if current >= 0:
+                files[current].close()
+        finally:
+            bar.close()
+            for f in files:
+                if f is not None and not f.closed:
+                    f.close()
+        if stash or current != n_shards - 1:
+            raise AssertionError(f"conversion ended with unused tensors {sorted(stash)[:3]}")
+
+        summary.data_sha256 = {p.name: d for p, d in bundle.sha256.items()} if sha256 else {}
+        matches = {OFFICIAL_SHA256[d] for d in summary.data_sha256.values() if d in OFFICIAL_SHA256}
+        summary.official = matches.pop() if matches else None
+        if n_shards > 1:
+            index = {"metadata": {"total_size": summary.total_bytes},
+                     "weight_map": {o.name: names[o.shard] for o in sorted(outs, key=lambda o: o.name)}}
+            (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+        (tmp / "config.json").write_text(json.dumps({"architecture": ARCHITECTURE, **config}, indent=2) + "\n")
+        shutil.copyfile(vocab_path, tmp / "vocab.txt")
+        summary.seconds = time.perf_counter() - t0
+        (tmp / "README.md").write_text(card(summary, vocab_note))
+        from zoo_core.model import replace_dir
+
+        replace_dir(tmp, out_dir)
+    except BaseException:  # Ctrl-C included: never leave a half-written model folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def validate_config(config: dict) -> dict:
+    """Round-trip the fields through the model's config class, so both sides agree on them."""
+    try:
+        from .model import GPT2MLConfig
+    except ImportError:  # the converter itself does not need the model
+        return config
+    known = {f.name for f in dataclasses.fields(GPT2MLConfig)}
+    return dataclasses.asdict(GPT2MLConfig(**{k: v for k, v in config.items() if k in known}))
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="converting",
+                disable=not enabled, file=sys.stderr, mininterval=0.5)
+
+
+def card(s: ConversionSummary, vocab_note: str = "") -> str:
+    """The model card (README.md) of a converted folder."""
+    from zoo_core.card import model_card
+
+    if s.data_sha256:
+        hashes = "\n".join(f"- `{n}`: sha256 `{d}`" for n, d in s.data_sha256.items())
+        hashes += "\n\n" + (f"This matches the {s.official}." if s.official else
+                            "This matches neither official release (model.ckpt-220000, model.ckpt-100000): "
+                            "the weights are not the published ones.")
+    else:
+        hashes = "The .data file was not hashed during conversion (`--no-sha256`)."
+    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    notes = f"""## Conversion
+
+- Source checkpoint: `{s.source.name}` (TensorFlow)
+- Converted: {date}, by `zoo_gpt2ml.convert` (no TensorFlow), dtype **{s.dtype}**
+- Training step (global_step): {s.global_step if s.global_step is not None else "not recorded"}
+- Tensors: {s.mapped} checkpoint tensors mapped into {s.written}; {s.skipped_slots} Adafactor slot variables and {", ".join(s.skipped_other) or "nothing else"} skipped
+- Vocabulary: `vocab.txt`, {s.vocab_tokens} tokens (BERT WordPiece, lower-cased, CJK characters one per token)
+
+{vocab_note}
+
+Source data file(s):
+
+{hashes}
+
+## Licence and origin
+
+GPT2_ML (imcaspar/gpt2-ml) is released under the Apache-2.0 licence "for academic research purpose"; it is
+derived from Grover (rowanz/grover). The output head is tied to the word embedding.
+"""
+    return model_card({"architecture": ARCHITECTURE, **s.config}, title="GPT2_ML (gpt2-ml), converted",
+                      summary=f"A {s.config['num_hidden_layers']}-layer Chinese GPT-2 variant (Grover architecture: post-LN blocks, embedding "
+                              "LayerNorm, no final LayerNorm) converted from its TensorFlow checkpoint.",
+                      license="apache-2.0", source=f"{s.source.name} (imcaspar/gpt2-ml)", notes=notes)
+
+
+def convert(source: str, out_dir: str | os.PathLike, *, dtype: str = "float32", vocab: str = "clue",
+            progress: bool = True, **options) -> Path:
+    """Convert a GPT2_ML TensorFlow checkpoint into a zoo model folder and return the folder.
+
+    ``source`` is the checkpoint prefix (``/x/model.ckpt-220000``; its ``.index``
+    or its folder work too). ``dtype`` is float32, float16 or bfloat16;
+    ``vocab`` is "clue", "bert" or a vocab.txt path. The folder gets sharded
+    safetensors (≤ 2 GB each), config.json, vocab.txt and a README.md model
+    card recording the source's sha256. It appears complete or not at all.
+
+    Further options: ``num_heads`` (default hidden/64), ``sha256`` (hash the
+    .data file in the same pass, default True), ``max_shard_size``,
+    ``overwrite`` (default True: replace an existing folder atomically).
+    """
+    summary = convert_checkpoint(source, out_dir, dtype=dtype, vocab=vocab, progress=progress, **options)
+    if progress:
+        print("\n".join(summary.lines()), file=sys.stderr)
+    return summary.out_dir
