@@ -80,3 +80,26 @@ def register_datasets(register):
 def register_trainers(register):
     register(TrainerSpec(name="toy-fit", model="toy-mlp", dataset="toy-regression", step="toy_plugin:ToyStep",
                          defaults={"batch_size": 32, "lr": 0.05, "epochs": 2}))
+
+
+def convert(source, out_dir, *, hidden=16, **_):
+    """Toy converter: a folder holding ``weights.safetensors`` of a ToyMLP state dict -> a model folder."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from zoo_core.errors import ZooError
+
+    weights = Path(source) / "weights.safetensors"
+    if not weights.is_file():
+        raise ZooError("no weights.safetensors in the source", where=str(source))
+    model = ToyMLP.from_config({"hidden": hidden})
+    model.load_state_dict(load_file(weights))
+    return model.save_pretrained(out_dir)
+
+
+@hookimpl
+def register_converters(register):
+    from zoo_core.specs import ConverterSpec
+
+    register(ConverterSpec(name="toy-convert", target="toy_plugin:convert"))

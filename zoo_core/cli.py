@@ -276,9 +276,11 @@ def cache_ls(as_json):
     by_repo = {e.hub.repo_id: e for e in catalogue().values() if e.hub}
     rows = []
     for item in hub.cached_models():
-        entry = by_repo.get(item["repo_id"])
-        if entry:
-            rows.append({"id": entry.id, **item})
+        entry = by_repo.get(item.repo_id)
+        for rev in item.revisions if entry else ():
+            rows.append({"id": entry.id, "repo_id": item.repo_id, "revision": rev.commit, "size": rev.size_on_disk,
+                         "verified": rev.verified, "pinned": rev.commit == entry.hub.revision,
+                         "path": str(rev.snapshot_path)})
     for entry in catalogue().values():
         if has_local_model(entry.id):
             folder = local_model_dir(entry.id)

@@ -1,0 +1,159 @@
+"""`zoo pull / list / cache / push` and load_model end to end: real huggingface_hub client, local_hub server."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fake_dists import make_plugin_dist, run_zoo
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def toy_env(tmp_path):
+    site = tmp_path / "site"
+    make_plugin_dist(site, "zoo-toy", "toy_plugin", None, "toy")
+    return {"PYTHONPATH": f"{site}:{HERE}", "ZOO_LOAD_PLUGINS": "toy"}
+
+
+def _publish_toy(local_hub, tmp_path, zoo_plugins, repo="zoo-test/toy"):
+    from zoo_core import build_model
+
+    torch.manual_seed(1)
+    model = build_model("toy-mlp")
+    model.save_pretrained(tmp_path / "toy")
+    commit = local_hub.publish(repo, tmp_path / "toy")
+    return model, local_hub.pin(repo, commit)
+
+
+def _registry(tmp_path, pin, model_id="toy-demo"):
+    files = "\n".join(f"        - {{path: {f.path}, sha256: \"{f.sha256}\", size: {f.size}}}" for f in pin.files)
+    text = f"""version: 1
+models:
+  - id: {model_id}
+    architecture: toy-mlp
+    plugin: toy
+    task: regression
+    summary: toy model published to the loopback hub
+    links: {{source: "https://example.org/toy"}}
+    license: MIT
+    metrics: []
+    hub:
+      repo_id: {pin.repo_id}
+      revision: "{pin.revision}"
+      files:
+{files}
+"""
+    path = tmp_path / "user-registry.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_pull_list_load_cache_rm(local_hub, tmp_path, zoo_plugins, toy_env, monkeypatch):
+    from zoo_core import load_model
+    from zoo_core.registry import catalogue
+
+    model, pin = _publish_toy(local_hub, tmp_path, zoo_plugins)
+    reg = _registry(tmp_path, pin)
+    env = dict(toy_env, ZOO_REGISTRY=str(reg))
+
+    state = lambda: {r["id"]: r["state"] for r in json.loads(run_zoo(["list", "--json"], env=env).stdout)}
+    assert state()["toy-demo"] == "absent"
+    r = run_zoo(["pull", "toy-demo"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert "verified 3 files" in r.stdout
+    assert state()["toy-demo"] == "verified"
+
+    monkeypatch.setenv("ZOO_REGISTRY", str(reg))
+    catalogue.cache_clear()
+    loaded = load_model("toy-demo")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+
+    rows = json.loads(run_zoo(["cache", "ls", "--json"], env=env).stdout)
+    assert [(r["id"], r["revision"], r["verified"]) for r in rows] == [("toy-demo", pin.revision, True)]
+    r = run_zoo(["cache", "rm", "toy-demo", "--yes"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert state()["toy-demo"] == "absent"
+    catalogue.cache_clear()
+
+
+def test_offline_pull_before_any_download_is_clear(local_hub, tmp_path, zoo_plugins, toy_env):
+    _, pin = _publish_toy(local_hub, tmp_path, zoo_plugins)
+    env = dict(toy_env, ZOO_REGISTRY=str(_registry(tmp_path, pin)), HF_HUB_OFFLINE="1")
+    r = run_zoo(["pull", "toy-demo"], env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "offline" in r.stderr.lower()
+
+
+def test_load_model_from_hf_hub_reference(local_hub, tmp_path, zoo_plugins):
+    from zoo_core import load_model
+
+    model, pin = _publish_toy(local_hub, tmp_path, zoo_plugins, repo="someone/toy")
+    loaded = load_model(f"hf-hub:someone/toy@{pin.revision}")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+
+
+def test_pull_from_source_runs_the_converter_into_the_local_store(tmp_path, zoo_plugins, toy_env):
+    from safetensors.torch import save_file
+
+    from zoo_core import build_model
+
+    src = tmp_path / "original"
+    src.mkdir()
+    torch.manual_seed(2)
+    original = build_model("toy-mlp", hidden=4)
+    save_file(original.state_dict(), src / "weights.safetensors")
+    reg = tmp_path / "reg.yaml"
+    reg.write_text("""version: 1
+models:
+  - id: toy-local
+    architecture: toy-mlp
+    plugin: toy
+    task: regression
+    summary: weights produced by a converter
+    links: {source: "https://example.org/toy"}
+    license: MIT
+    metrics: []
+    hub: null
+    weights: {status: not-published, how: convert, instructions: "zoo pull toy-local --from DIR"}
+    convert: {converter: toy-convert, options: {hidden: 4}}
+""")
+    env = dict(toy_env, ZOO_REGISTRY=str(reg), ZOO_HOME=str(tmp_path / "home"))
+    r = run_zoo(["load-check"], env=env)  # an unknown command is a usage error, not a crash
+    assert r.returncode == 2
+    r = run_zoo(["pull", "toy-local"], env=env)
+    assert r.returncode == 1 and "zoo pull toy-local --from SOURCE" in r.stderr
+    r = run_zoo(["pull", "toy-local", "--from", str(tmp_path / "missing")], env=env)
+    assert r.returncode == 1 and "no weights.safetensors" in r.stderr
+    assert not (tmp_path / "home" / "models" / "toy-local").exists()
+    r = run_zoo(["pull", "toy-local", "--from", str(src)], env=env)
+    assert r.returncode == 0, r.stderr
+    rows = {row["id"]: row for row in json.loads(run_zoo(["list", "--json"], env=env).stdout)}
+    assert rows["toy-local"]["state"] == "local"
+    from safetensors.torch import load_file
+
+    stored = load_file(tmp_path / "home" / "models" / "toy-local" / "model.safetensors")
+    for k, v in original.state_dict().items():
+        assert torch.equal(v, stored[k])
+
+
+def test_push_publishes_a_folder_and_prints_its_pin(local_hub, tmp_path, zoo_plugins):
+    from zoo_core import build_model, hub, load_model
+
+    torch.manual_seed(3)
+    model = build_model("toy-mlp")
+    model.save_pretrained(tmp_path / "m")
+    r = run_zoo(["push", str(tmp_path / "m"), "me/pushed", "-m", "first"], env={"HF_TOKEN": local_hub.token})
+    assert r.returncode == 0, r.stderr
+    commit = r.stdout.split(" at ")[1].split()[0]
+    assert len(commit) == 40 and f'revision: {commit}' in r.stdout.replace("'", "")
+    loaded = load_model(hub.pull(local_hub.pin("me/pushed", commit)))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+    (tmp_path / "m" / "extra.bin").write_bytes(b"x")
+    r = run_zoo(["push", str(tmp_path / "m"), "me/pushed"], env={"HF_TOKEN": local_hub.token})
+    assert r.returncode == 1 and "pickle" in r.stderr
