@@ -31,6 +31,9 @@ class ToyMLP(ZooModel):
     def forward(self, x):  # x: (B, dim) -> (B,)
         return self.fc2(torch.tanh(self.fc1(x))).squeeze(-1)
 
+    def example_inputs(self, batch_size=2):
+        return (torch.randn(batch_size, self.config.dim),)
+
 
 class ToyData(ZooDataset):
     name = "toy-regression"
