@@ -4,6 +4,12 @@ A model folder holds ``config.json`` (the config plus ``"architecture"``, the
 registered ModelSpec name), ``model.safetensors`` (or shards named by
 ``model.safetensors.index.json`` once the weights pass 2 GB) and ``README.md``,
 the model card. Nothing else is needed to load it, and nothing pickled is ever read.
+
+Saving goes through huggingface_hub's ``save_torch_model`` (sharding, shared
+tensors) and the card through its ``ModelCard``. Loading is ours rather than
+``PyTorchModelHubMixin.from_pretrained``: the mixin falls back to
+``pytorch_model.bin`` (pickle) and materialises a randomly initialised model
+before copying weights in, where we build on the meta device and assign.
 """
 
 from __future__ import annotations
