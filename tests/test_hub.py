@@ -178,6 +178,7 @@ def test_unsafe_pins_are_refused_before_any_request(local_hub):
         bad = dataclasses.replace(pin, files=(FilePin(bad_path, "0" * 64, 1),))
         with pytest.raises(UnsafeFileError, match="escapes"):
             hub.pull(bad, progress=False)
+        assert hub.local_state(bad) == "absent" and hub.snapshot_path(bad) is None
     with pytest.raises(ZooError, match="40-hex"):
         hub.pull(dataclasses.replace(pin, revision="main"), progress=False)
     assert local_hub.requests == []

@@ -42,7 +42,7 @@ def _pin_dict(pin) -> str:
 def _env(**extra) -> dict:
     env = dict(os.environ)  # the fixture's HF_ENDPOINT / HF_HUB_CACHE / ZOO_HOME
     env.update(PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-               HF_HUB_ETAG_TIMEOUT="3", HF_HUB_DOWNLOAD_TIMEOUT="3", **extra)
+               HF_HUB_ETAG_TIMEOUT="5", HF_HUB_DOWNLOAD_TIMEOUT="15", **extra)
     return env
 
 

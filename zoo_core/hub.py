@@ -825,10 +825,24 @@ def _select_files(files: list, *, repo_id: str, commit: str, patterns: Sequence[
 
 def snapshot_path(pin: HubPin, cache_dir: str | os.PathLike | None = None) -> Path | None:
     """The snapshot folder of ``pin`` in the HF cache if every pinned file is there, else None (no hashing)."""
+    if not _pin_paths_safe(pin):
+        return None
     snap = _storage(hub_cache_dir(cache_dir), pin.repo_id, pin.repo_type) / "snapshots" / pin.revision
     if not snap.is_dir() or any(_stat(snap, f.path) is None for f in pin.files):
         return None
     return snap
+
+
+def _pin_paths_safe(pin: HubPin) -> bool:
+    try:
+        _check_repo_id(pin.repo_id)
+        if not _COMMIT_RE.match(str(pin.revision)):
+            return False
+        for f in pin.files:
+            _check_path(f.path, pin.repo_id)
+    except ZooError:
+        return False
+    return True
 
 
 def local_state(pin: HubPin, cache_dir: str | os.PathLike | None = None, *, deep: bool = False) -> str:
@@ -840,6 +854,8 @@ def local_state(pin: HubPin, cache_dir: str | os.PathLike | None = None, *, deep
     verified; ``deep=True`` hashes those files to decide between ``verified`` and ``corrupt``. Fast by
     default (a stat per file), for ``zoo list``.
     """
+    if not _pin_paths_safe(pin):
+        return "absent"  # `pull` explains what is wrong with the pin
     cache = hub_cache_dir(cache_dir)
     snap = _storage(cache, pin.repo_id, pin.repo_type) / "snapshots" / pin.revision
     marker_path = _marker_path(cache, pin.repo_id, pin.repo_type, pin.revision)
