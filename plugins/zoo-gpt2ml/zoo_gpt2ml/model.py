@@ -155,8 +155,12 @@ class GPT2ML(ZooModel):
     def __init__(self, config: GPT2MLConfig | dict):
         super().__init__(config)
         c = self.config
-        self.wte = nn.Embedding(c.vocab_size, c.hidden_size)  # word_embed [V, H]
-        self.wpe = nn.Embedding(c.max_position_embeddings, c.hidden_size)  # pos_embed [max_pos, H]
+        # Passing the (uninitialised) weight skips nn.Embedding's own normal_ init, which on the meta
+        # device goes through torch._refs and imports torch._dynamo: seconds of a load spent on nothing.
+        self.wte = nn.Embedding(c.vocab_size, c.hidden_size, _weight=torch.empty(c.vocab_size, c.hidden_size))
+        self.wpe = nn.Embedding(c.max_position_embeddings, c.hidden_size,
+                                _weight=torch.empty(c.max_position_embeddings, c.hidden_size))
+        # wte: word_embed [V, H]; wpe: pos_embed [max_pos, H]
         self.ln_embed = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)  # LayerNorm_embed_norm
         self.h = nn.ModuleList(Block(c) for _ in range(c.num_hidden_layers))
         # The core builds on the meta device and then assigns real tensors: initialising there is wasted work.
