@@ -126,6 +126,14 @@ def test_locally_damaged_blob_is_replaced(local_hub):
     assert local_hub.downloads() == local_hub.downloads("model.safetensors")
     blob.write_bytes(b"short")
     assert hub.local_state(pin) == "corrupt"
+    # a deleted blob leaves a dangling link: absent, and the next pull repairs it
+    blob.unlink()
+    assert hub.local_state(pin) == "absent"
+    assert hub.cached_models() == []  # scan_cache_dir reports the repo as damaged and skips it
+    assert _content(hub.pull(pin, progress=False)) == FILES and hub.local_state(pin) == "verified"
+    blob.unlink()
+    assert hub.remove("org/tiny") > 0  # a damaged repo is removed whole
+    assert not (local_hub.cache_dir / "models--org--tiny").exists()
 
 
 def test_dropped_connection_pull_completes_and_verifies(local_hub):
@@ -348,3 +356,17 @@ def test_push_refuses_pickles_and_missing_token(local_hub, tmp_path):
     (folder / "optimizer.pt").unlink()
     with pytest.raises(ZooError, match="HTTP 401|refused"):
         hub.push(folder, "me/tiny", token=False)
+
+
+def test_progress_bars_on(local_hub, monkeypatch, capsys):
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS")
+    monkeypatch.setenv("TQDM_POSITION", "-1")  # bars on even without a terminal (as huggingface_hub does)
+    monkeypatch.setattr(hub, "_HASH_PROGRESS_MIN", 0)  # show the verification bar for small files too
+    local_hub.publish("org/tiny", FILES)
+    assert _content(hub.pull(local_hub.pin("org/tiny"))) == FILES
+    err = capsys.readouterr().err
+    assert "verifying org/tiny" in err
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    if not are_progress_bars_disabled():  # the client's own switch, read when it was imported
+        assert "model.safetensors" in err

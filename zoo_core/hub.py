@@ -307,11 +307,13 @@ class _NullBar:
 
 
 def _hash_bar(total: int, progress: bool, desc: str):
-    if not progress or total < _HASH_PROGRESS_MIN:
+    if not progress or total < _HASH_PROGRESS_MIN or _env_true("HF_HUB_DISABLE_PROGRESS_BARS"):
         return _NullBar()
     from huggingface_hub.utils import tqdm
 
-    return tqdm(total=total, unit="B", unit_scale=True, desc=desc)
+    # like the client's download bars: shown on a terminal (disable=None), forced on by TQDM_POSITION=-1
+    disable = False if os.environ.get("TQDM_POSITION") == "-1" else None
+    return tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=disable)
 
 
 def _lock_for(cache: Path, repo_id: str, repo_type: str, blob_name: str):

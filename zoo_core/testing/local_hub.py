@@ -57,6 +57,7 @@ DEFAULT_LFS_SUFFIXES = (
     ".h5", ".onnx", ".msgpack", ".gguf", ".model", ".zip", ".tar", ".gz", ".arrow", ".parquet",
 )
 DEFAULT_TOKEN = "hf_localhub_test_token"
+_CORRUPT_TABLE = bytes(b ^ 0xFF for b in range(256))  # every byte changes, the length does not
 GITATTRIBUTES = (
     "*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
     "*.bin filter=lfs diff=lfs merge=lfs -text\n"
@@ -878,7 +879,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if not data:
                     break
                 if corrupt:
-                    data = bytes(b ^ 0xFF for b in data)
+                    data = data.translate(_CORRUPT_TABLE)
                 self.wfile.write(data)
                 sent += len(data)
                 hub._count_sent(key, len(data))
