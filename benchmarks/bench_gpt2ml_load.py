@@ -143,9 +143,9 @@ def child_hf_load(folder: str, dtype: str | None) -> dict:
 
 # -- plumbing ------------------------------------------------------------------------------
 
-def run_child(args: list[str]) -> dict:
-    """Run this script in child mode under /usr/bin/time; return its JSON plus wall time and peak RSS."""
-    cmd = ["/usr/bin/time", "-f", "TIME %e %M", sys.executable, __file__, *args]
+def run_child(args: list[str], script: str = __file__) -> dict:
+    """Run ``script`` in child mode under /usr/bin/time; return its JSON plus wall time and peak RSS."""
+    cmd = ["/usr/bin/time", "-f", "TIME %e %M", sys.executable, script, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"child failed: {' '.join(args)}\n{proc.stdout}\n{proc.stderr}")

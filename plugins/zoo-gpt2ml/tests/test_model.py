@@ -183,3 +183,21 @@ def test_save_and_load_folder_round_trip(tmp_path):
     ids = torch.randint(0, TINY["vocab_size"], (1, 6))
     with torch.no_grad():
         assert torch.equal(load_folder(tmp_path / "m")(ids), model(ids))
+
+
+def test_decode_layout_keeps_values_and_saves_contiguous(tmp_path):
+    from zoo_core.model import load_folder
+
+    model = make_model()
+    ids = torch.randint(0, TINY["vocab_size"], (1, 7))
+    with torch.no_grad():
+        before = model(ids)
+        model.set_decode_layout()
+        assert not model.h[0].mlp.fc.weight.is_contiguous()  # fp32 on CPU: column-major
+        torch.testing.assert_close(model(ids), before, rtol=1e-5, atol=1e-5)
+    assert all(t.is_contiguous() for t in model.state_dict().values())
+    model.save_pretrained(tmp_path / "m")
+    with torch.no_grad():
+        torch.testing.assert_close(load_folder(tmp_path / "m")(ids), before, rtol=1e-5, atol=1e-5)
+        model.to(torch.bfloat16).set_decode_layout()  # bf16: back to row-major
+    assert model.h[0].mlp.fc.weight.is_contiguous() and model.wte.weight.is_contiguous()

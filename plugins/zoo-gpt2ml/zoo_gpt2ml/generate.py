@@ -80,6 +80,8 @@ def generate(model, input_ids, max_new_tokens: int = 64, *, top_p: float = 0.95,
     if top_p_mode not in TOP_P_MODES:
         raise ZooError(f"unknown top_p_mode {top_p_mode!r}", hint=f"use one of: {', '.join(TOP_P_MODES)}")
     device = model.wte.weight.device
+    if hasattr(model, "set_decode_layout"):
+        model.set_decode_layout()  # a no-op once done
     ids = _as_batch(input_ids, device)
     if num_samples > 1:
         ids = ids.repeat_interleave(num_samples, dim=0)

@@ -166,6 +166,7 @@ class GPT2ML(ZooModel):
         # The core builds on the meta device and then assigns real tensors: initialising there is wasted work.
         if self.wte.weight.device.type != "meta":
             self.reset_parameters()
+        self.register_state_dict_post_hook(_contiguous_state_dict)
 
     def reset_parameters(self) -> None:
         """Grover's init: truncated normal (±2σ, σ = initializer_range) weights, zero biases, LN γ=1 β=0."""
@@ -220,6 +221,29 @@ class GPT2ML(ZooModel):
         ids = torch.randint(1, self.config.vocab_size, (batch_size, T), generator=g)
         return (ids.to(self.wte.weight.device),)
 
+    def set_decode_layout(self) -> None:
+        """Lay the weight matrices out in memory for the fastest one-token (GEMV) products on CPU.
+
+        Decoding reads every weight once per token, so it runs at memory speed,
+        and on CPU the speed depends on the layout: for fp32, MKL's product
+        x·Wᵀ is about 1.5x faster when W [out, in] is stored column-major (its
+        transpose contiguous, as in TF's [in, out] kernels); for bf16, oneDNN
+        is faster on the ordinary row-major layout. Shapes, values and names
+        are unchanged; each matrix is re-laid out one at a time (peak extra
+        memory: one matrix), and only when its layout is not the right one.
+        ``state_dict()`` always returns contiguous tensors.
+        """
+        w = self.wte.weight
+        column_major = w.device.type == "cpu" and w.dtype == torch.float32
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, (nn.Linear, nn.Embedding)):
+                    p = module.weight
+                    if column_major and p.is_contiguous():
+                        p.data = p.data.t().contiguous().t()
+                    elif not column_major and not p.is_contiguous():
+                        p.data = p.data.contiguous()
+
     def new_cache(self, batch_size: int, max_length: int) -> KVCache:
         """An empty KV cache on this model's device and dtype."""
         w = self.wte.weight
@@ -230,6 +254,13 @@ class GPT2ML(ZooModel):
         from .generate import generate
 
         return generate(self, input_ids, max_new_tokens, **options)
+
+
+def _contiguous_state_dict(module, state_dict, prefix, local_metadata) -> None:
+    """safetensors stores contiguous tensors only: undo :meth:`GPT2ML.set_decode_layout` in what is saved."""
+    for key, value in state_dict.items():
+        if not value.is_contiguous():
+            state_dict[key] = value.contiguous()
 
 
 def num_parameters(config: GPT2MLConfig) -> int:
