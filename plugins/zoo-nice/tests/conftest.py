@@ -46,13 +46,22 @@ def small_recipe(mnist):
     return dataclasses.replace(recipe, model_config={"hidden": 32, "hidden_layers": 2})
 
 
-def small_config(out, **overrides):
+SMALL_RUN = dict(epochs=2, batch_size=32, limit_train=256, limit_eval=256, eval_batch_size=256,
+                 progress=False, log_every=1, checkpoint_every=1000)
+
+
+def make_small_config(out, **overrides):
     """A TrainConfig for a few fast steps on a slice of MNIST."""
     from zoo_core.plugins import get_trainer_spec
     from zoo_core.trainer import TrainConfig
 
     values = dict(get_trainer_spec("nice-mnist").defaults)
-    values.update(out=str(out), epochs=2, batch_size=32, limit_train=256, limit_eval=256, eval_batch_size=256,
-                  progress=False, log_every=1, checkpoint_every=1000)
+    values.update(SMALL_RUN, out=str(out))
     values.update(overrides)
     return TrainConfig.from_dict(values)
+
+
+@pytest.fixture
+def small_config():
+    """make_small_config(out, **overrides) -> TrainConfig."""
+    return make_small_config

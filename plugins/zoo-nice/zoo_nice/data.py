@@ -59,8 +59,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
     A pickle can call any importable function while it loads, so even a file whose sha256 we
     checked is read with a whitelist: the only globals the MNIST pickle needs are numpy's
-    array reconstruction (``_reconstruct``), ``ndarray`` and ``dtype``. Anything else (``os.system``,
-    ``builtins.eval``, ...) is refused before it can run.
+    array reconstruction (``_reconstruct``), ``ndarray`` and ``dtype`` (plus ``_codecs.encode``,
+    which a protocol-2 pickle written by Python 3 uses to rebuild byte strings; it only turns
+    a str into bytes). Anything else (``os.system``, ``builtins.eval``, ...) is refused
+    before it can run.
     """
 
     ALLOWED = {
@@ -68,6 +70,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module, name):
@@ -78,6 +81,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             from numpy._core.multiarray import _reconstruct  # type: ignore[attr-defined]
 
             return _reconstruct
+        if module == "_codecs":
+            import codecs
+
+            return codecs.encode
         return getattr(np, name)
 
 

@@ -1,0 +1,37 @@
+"""`zoo sample nice-mnist` writes a PNG grid of the right size."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from zoo_nice.model import NICE, NICEConfig
+
+
+def test_sample_command_writes_a_png_grid(tmp_path):
+    from zoo_core.cli import cli
+
+    torch.manual_seed(0)
+    NICE(NICEConfig(hidden=16, hidden_layers=1)).save_pretrained(tmp_path / "model")
+    out = tmp_path / "grids" / "grid.png"
+    result = CliRunner().invoke(cli, ["sample", "nice-mnist", "--model", str(tmp_path / "model"),
+                                      "--temperature", "0.75", "-n", "10", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    image = Image.open(out)
+    assert image.format == "PNG" and image.mode == "L"
+    assert image.size == (4 * 28, 3 * 28)  # 10 samples: 4 columns, 3 rows of 28x28
+    pixels = torch.from_numpy(np.asarray(image).astype(np.float32))  # (84, 112)
+    assert pixels[:28, :28].std() > 0  # a real sample, not a blank tile
+    assert pixels[56:, 56:].max() == 0  # the two unused tiles stay black
+    assert not list(out.parent.glob(".*"))  # no temporary file left behind
+
+
+def test_sample_command_refuses_other_models(tmp_path):
+    from zoo_core.cli import cli
+
+    result = CliRunner().invoke(cli, ["sample", "nice-mnist", "--model", str(tmp_path / "nothing"), "-o",
+                                      str(tmp_path / "g.png")])
+    assert result.exit_code != 0
+    assert not (tmp_path / "g.png").exists()
