@@ -188,7 +188,7 @@ def test_corrupt_late_tensor_leaves_previous_output_untouched(tmp_path):
 
 def test_interrupt_mid_conversion_leaves_nothing(tmp_path, monkeypatch):
     calls = []
-    real = conv.make_tensor
+    real = conv.Assembler.add
 
     def interrupted(*args):
         calls.append(1)
@@ -196,7 +196,7 @@ def test_interrupt_mid_conversion_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(conv, "make_tensor", interrupted)
+    monkeypatch.setattr(conv.Assembler, "add", interrupted)
     with pytest.raises(KeyboardInterrupt):
         convert(CLUE, tmp_path / "model", num_heads=2, progress=False)
     assert list(tmp_path.iterdir()) == []

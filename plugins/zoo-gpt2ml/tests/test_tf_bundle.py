@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,31 @@ def test_stream_hashes_the_whole_file_and_matches_read():
         np.testing.assert_array_equal(seen[name], b.read(name))
     subset = ["newslm/layer00/output/kernel", "global_step"]
     assert sorted(e.name for e, _ in b.stream(subset)) == sorted(subset)
+
+
+@pytest.mark.parametrize("sha256", [False, True])
+def test_stream_with_reused_buffers(sha256):
+    b = TFBundle(CLUE)
+    seen, buffers = {}, set()
+    for e, arr in b.stream(sha256=sha256, reuse_buffers=True):
+        buffers.add(arr.__array_interface__["data"][0])
+        seen[e.name] = arr.copy()  # a view is only valid until the next item
+    assert len(buffers) < len(b.entries) / 5  # a small ring, regrown a few times, not one buffer per tensor
+    for name in b.entries:
+        np.testing.assert_array_equal(seen[name], b.read(name))
+    if sha256:
+        assert b.sha256[data_file(CLUE)] == hashlib.sha256(data_file(CLUE).read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("module", ["crc32c", "google_crc32c"])
+def test_either_crc32c_package_works(module, monkeypatch):
+    pytest.importorskip(module)
+    monkeypatch.setattr(tf_bundle, "_CRC32C", None)
+    if module == "google_crc32c":  # hide the preferred package to take the fallback
+        monkeypatch.setitem(sys.modules, "crc32c", None)
+    assert masked_crc32c(bytearray(b"123456789")) == mask_crc(0xE3069283)
+    n = sum(1 for _ in TFBundle(LEGACY).stream(sha256=True, reuse_buffers=True))
+    assert n == 87
 
 
 def test_crc32c_and_mask():

@@ -10,8 +10,8 @@ A checkpoint ``<prefix>`` is two kinds of file:
 * ``<prefix>.data-NNNNN-of-MMMMM``: the raw tensor bytes, one shard per file.
 
 Everything is decoded here with a few lines of wire-format parsing, so the
-reader needs only numpy, ``google-crc32c`` (hardware crc32c) and ``cramjam``
-(snappy). Every tensor is checked against its crc32c as it is read, and every
+reader needs only numpy, ``crc32c`` (hardware crc32c; ``google-crc32c`` works
+too) and ``cramjam`` (snappy). Every tensor is checked against its crc32c as it is read, and every
 index block against its own, so a corrupt, truncated or foreign file fails
 with a :class:`~zoo_core.errors.ZooError` that names the file and the tensor.
 
@@ -58,16 +58,36 @@ READ_HINT = "re-download or re-copy the checkpoint (.index and every .data-* fil
             "compare the .data sha256 with the one its publisher gives"
 
 
+_CRC32C = None
+
+
 def _crc32c():
-    import google_crc32c
+    """The crc32c function: ``crc32c`` (any buffer, no copy), else ``google-crc32c`` (bytes only).
 
-    if google_crc32c.implementation != "c":  # the pure-Python fallback reads ~1 MB/s
-        raise ZooError("google-crc32c is using its pure-Python fallback, far too slow for checkpoints",
-                       hint="reinstall google-crc32c from a binary wheel: pip install --force-reinstall google-crc32c")
-    return google_crc32c.value
+    ``crc32c`` checks the reader's reusable buffers in place; ``google-crc32c``
+    accepts only immutable ``bytes``, so with it each tensor is copied once.
+    Both use the CPU's crc32c instruction; a pure-Python fallback is refused.
+    """
+    global _CRC32C
+    if _CRC32C is None:
+        try:
+            import crc32c
+
+            _CRC32C = crc32c.crc32c
+        except ImportError:
+            try:
+                import google_crc32c
+            except ImportError:
+                raise ZooError("no crc32c implementation is installed",
+                               hint="pip install crc32c (or google-crc32c)") from None
+            if google_crc32c.implementation != "c":  # its pure-Python fallback reads ~1 MB/s
+                raise ZooError("google-crc32c is using its pure-Python fallback, far too slow for checkpoints",
+                               hint="pip install crc32c, or reinstall google-crc32c from a binary wheel") from None
+            _CRC32C = lambda data: google_crc32c.value(data if isinstance(data, bytes) else bytes(data))  # noqa: E731
+    return _CRC32C
 
 
-def masked_crc32c(data: bytes) -> int:
+def masked_crc32c(data) -> int:
     """TensorFlow's masked crc32c: rotate right by 15 bits and add a constant.
 
     The mask keeps a crc stored inside data that is itself checksummed from
@@ -391,7 +411,7 @@ class TFBundle:
                            f"bytes but the index says {e.size}", where=where, hint=READ_HINT)
         return dt
 
-    def _decode(self, e: TensorEntry, raw: bytes, dt: np.dtype) -> np.ndarray:
+    def _decode(self, e: TensorEntry, raw, dt: np.dtype) -> np.ndarray:
         if e.crc32c is not None and masked_crc32c(raw) != e.crc32c:
             raise IntegrityError(f"tensor {e.name!r} fails its crc32c check: its bytes in the data file are corrupt",
                                  where=f"{self.data_paths[e.shard_id]} (bytes {e.offset}..{e.offset + e.size})",
@@ -412,25 +432,30 @@ class TFBundle:
                            hint="list the names with TFBundle(prefix).entries")
         e = self.entries[name]
         dt = self._check_readable(e)
+        buf = memoryview(bytearray(e.size))
         with open(self.data_paths[e.shard_id], "rb", buffering=0) as f:
             f.seek(e.offset)
-            raw = _read_exactly(f, e.size)
-        if len(raw) != e.size:
-            raise self._short_read(e, len(raw))
-        return self._decode(e, raw, dt)
+            got = _read_into(f, buf)
+        if got != e.size:
+            raise self._short_read(e, got)
+        return self._decode(e, buf, dt)
 
-    def stream(self, names: Iterable[str] | None = None, *, sha256: bool = False,
+    def stream(self, names: Iterable[str] | None = None, *, sha256: bool = False, reuse_buffers: bool = False,
                on_bytes: Callable[[int], None] | None = None) -> Iterator[tuple[TensorEntry, np.ndarray]]:
         """Read the shards front to back and yield ``(entry, array)`` for each tensor in ``names``.
 
-        Tensors are yielded in file order (see :meth:`file_order`), one at a
-        time, each verified against its crc32c; the caller should drop each
-        array before asking for the next to keep memory bounded. Tensors not in
-        ``names`` (default: all) are still read and checked when ``sha256`` is
-        set, because then every byte of every shard is hashed on the way,
-        in a helper thread, and :attr:`sha256` maps each shard's path to its
-        hex digest once the stream is exhausted. Without ``sha256`` the
-        unwanted tensors are skipped with a seek.
+        Tensors come in file order (see :meth:`file_order`), one at a time,
+        each verified against its crc32c. Tensors not in ``names`` (default:
+        all) are skipped with a seek, unless ``sha256`` is set: then every byte
+        of every shard is read, checked and hashed on the way (in a helper
+        thread), and :attr:`sha256` maps each shard's path to its hex digest
+        once the stream is exhausted.
+
+        With ``reuse_buffers`` the arrays are views into a few buffers that
+        are recycled: each is valid only until the next item is requested.
+        That keeps memory flat and saves the page faults of fresh allocations
+        (about 3x faster reading); the converter uses it. bfloat16 comes back
+        as uint16 bits, big-endian data as a converted copy.
         """
         wanted = set(self.entries) if names is None else set(names)
         unknown = wanted - set(self.entries)
@@ -439,13 +464,42 @@ class TFBundle:
         self.sha256: dict[Path, str] = {}
         order = self.file_order()
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") if sha256 else None
-        pending: deque[Future] = deque()
+        # A buffer being hashed must not be refilled: keep a ring of them and
+        # wait for a buffer's hash before reusing it.
+        ring: list[bytearray] = [bytearray(0) for _ in range(3 if sha256 else 1)]
+        busy: list[Future | None] = [None] * len(ring)
+        slot = -1
         on_bytes = on_bytes or (lambda n: None)
 
-        def hash_update(h, data):
-            pending.append(pool.submit(h.update, data))
-            while len(pending) > 3:  # bounds the bytes held for hashing to ~3 tensors
-                pending.popleft().result()
+        def next_buffer(n: int) -> memoryview:
+            nonlocal slot
+            if not reuse_buffers:
+                return memoryview(bytearray(n))
+            slot = (slot + 1) % len(ring)
+            if busy[slot] is not None:
+                busy[slot].result()
+                busy[slot] = None
+            if len(ring[slot]) < n:
+                ring[slot] = bytearray(n)
+            return memoryview(ring[slot])[:n]
+
+        def fill(f, e: TensorEntry | None, n: int) -> memoryview:
+            buf = next_buffer(n)
+            got = _read_into(f, buf)
+            if got != n and e is not None:
+                raise self._short_read(e, got)
+            return buf[:got]
+
+        def hash_update(h, buf: memoryview) -> None:
+            future = pool.submit(h.update, buf)
+            if reuse_buffers:
+                busy[slot] = future
+            else:
+                busy.append(future)
+                while len(busy) > 3:  # bound the bytes held for hashing
+                    item = busy.pop(0)
+                    if item is not None:
+                        item.result()
 
         try:
             for shard_id, path in enumerate(self.data_paths):
@@ -458,37 +512,38 @@ class TFBundle:
                                            where=str(self.index_path), hint=READ_HINT)
                         if e.name not in wanted and h is None:
                             continue
-                        if e.offset > pos:  # padding between tensors (data_alignment > 1)
-                            if h is None:
-                                f.seek(e.offset)
-                            else:
-                                gap = _read_exactly(f, e.offset - pos)
-                                hash_update(h, gap)
-                                on_bytes(len(gap))
-                        else:
-                            f.seek(e.offset)
-                        raw = _read_exactly(f, e.size)
-                        if len(raw) != e.size:
-                            raise self._short_read(e, len(raw))
+                        while h is not None and pos < e.offset:  # padding between tensors (data_alignment > 1)
+                            gap = fill(f, None, min(e.offset - pos, 1 << 24))
+                            if not gap:
+                                raise self._short_read(e, 0)
+                            hash_update(h, gap)
+                            on_bytes(len(gap))
+                            pos += len(gap)
+                        f.seek(e.offset)
+                        raw = fill(f, e, e.size)
                         pos = e.offset + e.size
+                        arr = None
+                        if e.name in wanted:
+                            arr = self._decode(e, raw, self._check_readable(e))
+                        elif e.dtype_code in DTYPES and not e.num_slices and e.crc32c is not None:
+                            self._decode(e, raw, self._check_readable(e))  # read anyway: check it too
                         if h is not None:
                             hash_update(h, raw)
                         on_bytes(len(raw))
+                        del raw
                         if e.name in wanted:
-                            arr = self._decode(e, raw, self._check_readable(e))
-                            del raw
                             yield e, arr
-                            del arr
-                        elif e.crc32c is not None and e.dtype_code in DTYPES:
-                            self._decode(e, raw, self._check_readable(e))  # check skipped tensors too
+                        del arr
                     if h is not None:
                         f.seek(pos)
-                        while tail := f.read(1 << 24):  # whatever follows the last tensor
+                        while tail := fill(f, None, 1 << 24):  # whatever follows the last tensor
                             hash_update(h, tail)
                             on_bytes(len(tail))
                 if h is not None:
-                    while pending:
-                        pending.popleft().result()
+                    for future in busy:
+                        if future is not None:
+                            future.result()
+                    busy = [None] * len(ring)
                     self.sha256[path] = h.hexdigest()
         finally:
             if pool is not None:
@@ -498,20 +553,15 @@ class TFBundle:
         return f"TFBundle({str(self.prefix)!r}, {len(self.entries)} tensors, {self.header.num_shards} shard(s))"
 
 
-def _read_exactly(f, n: int) -> bytes:
-    """Read n bytes (fewer only at end of file); a raw file may return short reads."""
-    data = f.read(n)
-    if data is None or len(data) == n or not data:
-        return data or b""
-    parts = [data]
-    got = len(data)
-    while got < n:
-        more = f.read(n - got)
-        if not more:
+def _read_into(f, buf: memoryview) -> int:
+    """Fill ``buf`` from a raw file; returns the bytes read (fewer only at end of file)."""
+    got = 0
+    while got < len(buf):
+        n = f.readinto(buf[got:])
+        if not n:
             break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
+        got += n
+    return got
 
 
 def resolve_prefix(source: str | os.PathLike) -> Path:
