@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .errors import IntegrityError, UnsafeFileError, ZooError
-from .pins import FilePin, HubPin
+from .pins import FilePin, HubPin, check_repo_path, is_pickle, refuse_pickle
+from .store import zoo_home
 
 __all__ = [
-    "PICKLE_SUFFIXES",
     "REPO_FILE_PATTERNS",
     "HubNotFoundError",
     "HubConnectionError",
@@ -57,13 +57,10 @@ __all__ = [
     "is_offline",
     "hub_cache_dir",
     "hub_endpoint",
-    "zoo_home",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Pickle-based formats (kept equal to ``zoo_core.model.PICKLE_SUFFIXES``, which imports torch).
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".npy", ".npz", ".joblib")
 #: What ``pull_repo`` downloads by default: weights, configs, cards, text files (e.g. vocabularies).
 REPO_FILE_PATTERNS = ("*.safetensors", "*.json", "*.md", "*.txt", "*.yaml", "*.yml")
 
@@ -120,11 +117,6 @@ def hub_endpoint(endpoint: str | None = None) -> str:
     return (endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
 
-def zoo_home() -> Path:
-    """Where zoo keeps its own state: ``ZOO_HOME``, default ``~/.cache/zoo``."""
-    return Path(os.environ.get("ZOO_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "zoo")).expanduser()
-
-
 def _token(token: str | bool | None) -> str | bool | None:
     if token is not None:
         return token
@@ -158,38 +150,10 @@ def _etag_timeout() -> float:
 # safety checks (no network)
 
 
-def _is_pickle(path: str) -> bool:
-    return path.lower().endswith(PICKLE_SUFFIXES)
-
-
 def _check_repo_id(repo_id: str) -> None:
     if not isinstance(repo_id, str) or not _REPO_ID_RE.match(repo_id) or ".." in repo_id:
         raise ZooError(f"invalid Hub repo id {repo_id!r}", where=str(repo_id),
                        hint="a repo id looks like 'org/name' (letters, digits, '-', '_', '.')")
-
-
-def _check_path(path: str, repo_id: str) -> None:
-    """Refuse a path that could land outside the snapshot folder."""
-    bad = (
-        not isinstance(path, str) or not path or "\\" in path or "\0" in path or path.startswith("/")
-        or re.match(r"^[A-Za-z]:", path) is not None
-        or any(part in ("", ".", "..") for part in path.split("/"))
-    )
-    if bad:
-        raise UnsafeFileError(
-            f"refusing file path {path!r}: it escapes the repository",
-            where=repo_id,
-            hint="a repo path must be relative, without '..' or absolute parts; fix the pin or the repo",
-        )
-
-
-def _refuse_pickle(path: str, where: str) -> None:
-    if _is_pickle(path):
-        raise UnsafeFileError(
-            f"refusing {path}: pickle-based files can run arbitrary code when loaded",
-            where=where,
-            hint="publish and pin the weights as .safetensors (safetensors.torch.save_file) instead",
-        )
 
 
 def check_pin(pin: HubPin) -> None:
@@ -209,8 +173,8 @@ def check_pin(pin: HubPin) -> None:
                        hint="list every file the model needs with its sha256 and size")
     seen = set()
     for f in pin.files:
-        _check_path(f.path, where)
-        _refuse_pickle(f.path, where)
+        check_repo_path(f.path, where)
+        refuse_pickle(f.path, where)
         if not re.fullmatch(r"[0-9a-f]{64}", str(f.sha256)) or int(f.size) < 0:
             raise ZooError(f"bad sha256/size for {f.path} in the pin", where=where,
                            hint="sha256 is 64 lowercase hex digits, size a byte count")
@@ -799,13 +763,13 @@ def _list_tree(repo_id: str, commit: str, *, repo_type: str, endpoint: str, toke
 def _select_files(files: list, *, repo_id: str, commit: str, patterns: Sequence[str]) -> list[dict]:
     where = f"{repo_id}@{commit[:12]}"
     for f in files:  # refuse the whole repo if any path could escape it
-        _check_path(f.path, where)
+        check_repo_path(f.path, where)
     chosen = [f for f in files if any(fnmatch.fnmatch(f.path, p) or fnmatch.fnmatch(f.path.rsplit("/", 1)[-1], p)
                                       for p in patterns)]
     for f in chosen:
-        _refuse_pickle(f.path, where)
+        refuse_pickle(f.path, where)
     if not any(f.path.endswith(".safetensors") for f in chosen):
-        pickles = sorted(f.path for f in files if _is_pickle(f.path))
+        pickles = sorted(f.path for f in files if is_pickle(f.path))
         if pickles:
             raise UnsafeFileError(
                 f"{repo_id} has pickle weights only ({', '.join(pickles[:5])}), no .safetensors",
@@ -841,7 +805,7 @@ def _pin_paths_safe(pin: HubPin) -> bool:
         if not _COMMIT_RE.match(str(pin.revision)):
             return False
         for f in pin.files:
-            _check_path(f.path, pin.repo_id)
+            check_repo_path(f.path, pin.repo_id)
     except ZooError:
         return False
     return True
@@ -1029,7 +993,7 @@ def push(folder: str | os.PathLike, repo_id: str, *, token: str | bool | None = 
     if not files:
         raise ZooError("the folder is empty", where=str(folder))
     for p in files:
-        _refuse_pickle(p.relative_to(folder).as_posix(), str(folder))
+        refuse_pickle(p.relative_to(folder).as_posix(), str(folder))
     if is_offline():
         raise ZooError("cannot push while HF_HUB_OFFLINE is set", where=repo_id, hint="unset HF_HUB_OFFLINE")
     from huggingface_hub import HfApi
@@ -1061,7 +1025,7 @@ def pin_for_folder(folder: str | os.PathLike, repo_id: str, commit: str, *, repo
         rels = sorted(files)
     pins = []
     for rel in rels:
-        _check_path(rel, repo_id)
+        check_repo_path(rel, repo_id)
         sha256, _, size = _hash_file(str(folder / rel))
         pins.append(FilePin(path=rel, sha256=sha256, size=size))
     return HubPin(repo_id=repo_id, revision=commit, files=tuple(pins), repo_type=repo_type)

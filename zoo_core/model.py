@@ -26,13 +26,13 @@ import torch
 from torch import nn
 
 from .errors import UnsafeFileError, ZooError
+from .pins import is_pickle
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 CARD_NAME = "README.md"
 MAX_SHARD_SIZE = "2GB"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".npy", ".npz", ".joblib")
 
 
 class ZooModel(nn.Module):
@@ -134,7 +134,7 @@ def replace_dir(src: Path, dst: Path) -> None:
 def refuse_pickles(folder: Path) -> None:
     """Raise if a folder holds weight files in a pickle-based format."""
     for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in PICKLE_SUFFIXES:
+        if is_pickle(path.name):
             raise UnsafeFileError(
                 f"refusing to load {path.name}: pickle-based weight files can run arbitrary code",
                 where=str(path),

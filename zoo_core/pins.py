@@ -2,7 +2,43 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+from .errors import UnsafeFileError
+
+#: Weight and array formats built on pickle, which can run arbitrary code when loaded; the zoo never reads them.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".npy", ".npz", ".joblib")
+
+
+def is_pickle(path: str) -> bool:
+    """Whether a file name has a pickle-based format's suffix."""
+    return str(path).lower().endswith(PICKLE_SUFFIXES)
+
+
+def refuse_pickle(path: str, where: str) -> None:
+    """Raise UnsafeFileError for a pickle-based file."""
+    if is_pickle(path):
+        raise UnsafeFileError(
+            f"refusing {path}: pickle-based files can run arbitrary code when loaded",
+            where=where,
+            hint="publish and pin the weights as .safetensors (safetensors.torch.save_file) instead",
+        )
+
+
+def check_repo_path(path: str, where: str) -> None:
+    """Raise UnsafeFileError for a repo file path that could land outside the repo's folder."""
+    bad = (
+        not isinstance(path, str) or not path or "\\" in path or "\0" in path or path.startswith(("/", "~"))
+        or re.match(r"^[A-Za-z]:", path) is not None
+        or any(part in ("", ".", "..") for part in path.split("/"))
+    )
+    if bad:
+        raise UnsafeFileError(
+            f"refusing file path {path!r}: it escapes the repository",
+            where=where,
+            hint="a repo path must be relative, without '..' or absolute parts; fix the pin or the repo",
+        )
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .errors import RegistryError, UnknownNameError
-from .pins import HubPin
+from .pins import HubPin, check_repo_path, refuse_pickle
 
 MAIN_REGISTRY = Path(__file__).with_name("registry.yaml")
 USER_REGISTRY_ENV = "ZOO_REGISTRY"  # extra registry files, separated by os.pathsep
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".npy", ".npz", ".joblib")
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,9 @@ def parse_registry(text: str, source: str) -> list[Entry]:
         hub = None
         if raw["hub"] is not None:
             for j, f in enumerate(raw["hub"]["files"]):
-                _check_repo_path(f["path"], f"{source}:{_line_of(node, ['models', i, 'hub', 'files', j, 'path'])}")
+                where_file = f"{source}:{_line_of(node, ['models', i, 'hub', 'files', j, 'path'])}"
+                check_repo_path(f["path"], where_file)
+                refuse_pickle(f["path"], where_file)
             hub = HubPin.from_dict(raw["hub"])
         entries.append(Entry(
             id=raw["id"], architecture=raw["architecture"], plugin=raw["plugin"], task=raw["task"],
@@ -157,18 +158,6 @@ def parse_registry(text: str, source: str) -> list[Entry]:
         except OSError:
             pass  # a read-only home only costs the next run a validation
     return entries
-
-
-def _check_repo_path(path: str, where: str) -> None:
-    from .errors import UnsafeFileError
-
-    p = PurePosixPath(path)
-    if p.is_absolute() or ".." in p.parts or "\\" in path or path.startswith("~"):
-        raise UnsafeFileError(f"file path {path!r} escapes the repository", where=where,
-                              hint="hub file paths are relative paths inside the repo, without '..'")
-    if p.suffix.lower() in PICKLE_SUFFIXES:
-        raise UnsafeFileError(f"file {path!r} is a pickle-based format, which the zoo never loads", where=where,
-                              hint="publish the weights as safetensors instead")
 
 
 def load_registry_file(path: str | os.PathLike) -> list[Entry]:
