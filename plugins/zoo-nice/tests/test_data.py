@@ -179,9 +179,7 @@ def test_hub_source_needs_a_full_pin(monkeypatch):
         nd.MNIST(source="hub", hub_repo="org/mnist", hub_revision="main", hub_sha256="0" * 64, hub_size=1).hub_pin()
 
 
-def test_hub_source_against_a_local_hub(tmp_path, monkeypatch):
-    from zoo_core.testing.local_hub import LocalHub
-
+def test_hub_source_against_a_local_hub(local_hub, tmp_path):
     rng = torch.Generator().manual_seed(0)
     tensors = {}
     for split, n in (("train", 5), ("validation", 3), ("test", 2)):
@@ -189,21 +187,14 @@ def test_hub_source_against_a_local_hub(tmp_path, monkeypatch):
         tensors[f"{split}.labels"] = torch.randint(0, 10, (n,), generator=rng)
     folder = tmp_path / "repo"
     nd.write_hub_file(tensors, folder / nd.HUB_FILE)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo"))
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    with LocalHub(tmp_path / "hub") as hub:
-        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-        commit = hub.publish("zoo-test/mnist", folder, repo_type="dataset")
-        pin = hub.pin("zoo-test/mnist", commit, repo_type="dataset")
-        f = pin.files[0]
-        data = nd.MNIST(source="hub", hub_repo="zoo-test/mnist", hub_revision=commit, hub_sha256=f.sha256,
-                        hub_size=f.size)
-        got = data.tensors()
-        for key, value in tensors.items():
-            assert torch.equal(got[key], value)
-        x, y = data.split("train")[4]
-        assert 0 <= x.min() and x.max() <= 1 and y == tensors["train.labels"][4]
-        with pytest.raises(IntegrityError):
-            nd.MNIST(source="hub", hub_repo="zoo-test/mnist", hub_revision=commit, hub_sha256="0" * 64,
-                     hub_size=f.size).tensors()
+    commit = local_hub.publish("zoo-test/mnist", folder, repo_type="dataset")
+    f = local_hub.pin("zoo-test/mnist", commit, repo_type="dataset").files[0]
+    data = nd.MNIST(source="hub", hub_repo="zoo-test/mnist", hub_revision=commit, hub_sha256=f.sha256, hub_size=f.size)
+    got = data.tensors()
+    for key, value in tensors.items():
+        assert torch.equal(got[key], value)
+    x, y = data.split("train")[4]
+    assert 0 <= x.min() and x.max() <= 1 and y == tensors["train.labels"][4]
+    with pytest.raises(IntegrityError):
+        nd.MNIST(source="hub", hub_repo="zoo-test/mnist", hub_revision=commit, hub_sha256="0" * 64,
+                 hub_size=f.size).tensors()

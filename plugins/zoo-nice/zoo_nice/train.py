@@ -80,12 +80,12 @@ class NICEStep(TrainStep):
         model = unwrap(model)
         ll = metrics.get("log_likelihood")
         protocol = "mean log p(x) of x = (pixel + u)/256 in [0,1]^784, fixed evaluation noise"
+        split = f"MNIST validation ({int(metrics.get('examples', 0)):,} images)"
         recorded = {
             "validation log-likelihood (nats)": {"value": round(ll, 2) if ll is not None else None,
-                                                 "dataset": "MNIST validation (10,000)", "protocol": protocol},
+                                                 "dataset": split, "protocol": protocol},
             "validation bits/dim": {"value": round(metrics.get("bits_per_dim", float("nan")), 4),
-                                    "dataset": "MNIST validation (10,000)",
-                                    "protocol": "8 - LL / (784 ln 2), discrete 8-bit data"},
+                                    "dataset": split, "protocol": "8 - LL / (784 ln 2), discrete 8-bit data"},
         }
         cfg = self.config
         notes = (
