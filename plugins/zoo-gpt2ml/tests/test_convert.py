@@ -270,6 +270,27 @@ def test_cli_converts_and_reports(tmp_path):
     assert bad.exit_code == 1 and "no checkpoint index" in bad.output
 
 
+def test_cli_sigterm_mid_conversion_leaves_nothing(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    calls = []
+    real = conv.Assembler.add
+
+    def terminated(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would, while the shard is half written
+        return real(*args)
+
+    monkeypatch.setattr(conv.Assembler, "add", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    result = CliRunner().invoke(convert_command, [str(CLUE), str(tmp_path / "m"), "--heads", "2", "--quiet"])
+    assert result.exit_code == 128 + signal.SIGTERM and len(calls) == 5
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 def test_cli_module_imports_without_torch():
     code = "import sys, zoo_gpt2ml.convert_cli; assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
