@@ -197,7 +197,10 @@ def test_decode_layout_keeps_values_and_saves_contiguous(tmp_path):
         torch.testing.assert_close(model(ids), before, rtol=1e-5, atol=1e-5)
     assert all(t.is_contiguous() for t in model.state_dict().values())
     model.save_pretrained(tmp_path / "m")
+    loaded = load_folder(tmp_path / "m")  # weights memory-mapped from the file: re-laid out in their own pages
+    loaded.set_decode_layout()
+    assert not loaded.h[1].attn.qkv.weight.is_contiguous()
     with torch.no_grad():
-        torch.testing.assert_close(load_folder(tmp_path / "m")(ids), before, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(loaded(ids), before, rtol=1e-5, atol=1e-5)
         model.to(torch.bfloat16).set_decode_layout()  # bf16: back to row-major
     assert model.h[0].mlp.fc.weight.is_contiguous() and model.wte.weight.is_contiguous()

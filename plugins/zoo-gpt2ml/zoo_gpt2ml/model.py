@@ -238,11 +238,7 @@ class GPT2ML(ZooModel):
         with torch.no_grad():
             for module in self.modules():
                 if isinstance(module, (nn.Linear, nn.Embedding)):
-                    p = module.weight
-                    if column_major and p.is_contiguous():
-                        p.data = p.data.t().contiguous().t()
-                    elif not column_major and not p.is_contiguous():
-                        p.data = p.data.contiguous()
+                    _relayout_(module.weight, column_major)
 
     def new_cache(self, batch_size: int, max_length: int) -> KVCache:
         """An empty KV cache on this model's device and dtype."""
@@ -254,6 +250,31 @@ class GPT2ML(ZooModel):
         from .generate import generate
 
         return generate(self, input_ids, max_new_tokens, **options)
+
+
+def _relayout_(p: nn.Parameter, column_major: bool) -> None:
+    """Store the 2-D parameter ``p`` column- or row-major, keeping its shape and values.
+
+    When ``p`` owns its whole storage the new layout is written back into that
+    storage through a one-matrix temporary: a weight memory-mapped from a
+    safetensors file (private, copy-on-write) then turns into private pages
+    one for one instead of leaving a second, file-backed copy resident.
+    """
+    rows, cols = p.shape
+    if (not p.is_contiguous()) == column_major:
+        return
+    data = p.data
+    owns_storage = data.storage_offset() == 0 and data.untyped_storage().nbytes() == data.numel() * data.element_size()
+    if column_major:
+        new_order = data.t().contiguous()  # [cols, rows] row-major = [rows, cols] column-major
+    else:
+        new_order = data.contiguous()
+    if not owns_storage:
+        p.data = new_order.t() if column_major else new_order
+        return
+    flat = torch.empty(0, dtype=data.dtype, device=data.device).set_(data.untyped_storage(), 0, (data.numel(),))
+    flat.copy_(new_order.reshape(-1))
+    p.data = flat.view(cols, rows).t() if column_major else flat.view(rows, cols)
 
 
 def _contiguous_state_dict(module, state_dict, prefix, local_metadata) -> None:
