@@ -122,13 +122,27 @@ def test_cache_is_used_and_pickle_free(mnist, monkeypatch):
         assert torch.equal(again[key], value)
 
 
-def test_damaged_cache_is_rebuilt(mnist, tmp_path):
-    cache_root = tmp_path / "cache"
-    data = nd.MNIST(root=cache_root)
-    cache_root.mkdir()
+def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    # a small stand-in for the wheel's file, pinned like the real one
+    wheel_file = tmp_path / "mnist.pkl.gz"
+    ints = _write_pickle(wheel_file)
+    monkeypatch.setattr(nd, "wheel_data_file", lambda: wheel_file)
+    monkeypatch.setattr(nd, "WHEEL_SHA256", sha256_file(wheel_file))
+    monkeypatch.setattr(nd, "SPLIT_SIZES", {"train": 6, "validation": 3, "test": 2})
+    data = nd.MNIST(root=tmp_path / "cache")
+    data.tensors()
+    assert data.cache_path().is_file()
     data.cache_path().write_bytes(b"not a safetensors file")
-    assert torch.equal(data.tensors()["validation.labels"], mnist.tensors()["validation.labels"])
-    assert nd.load_safetensors_splits(data.cache_path())["test.images"].shape == (10_000, 784)
+    rebuilt = nd.MNIST(root=tmp_path / "cache").tensors()
+    assert np.array_equal(rebuilt["validation.images"].numpy(), ints[1][0])
+    assert nd.load_safetensors_splits(data.cache_path())["test.images"].shape == (2, 784)
+
+
+def test_wrong_split_sizes_are_refused(tmp_path):
+    path = tmp_path / "mnist.pkl.gz"
+    _write_pickle(path)
+    with pytest.raises(IntegrityError, match="examples, expected 50000"):
+        nd.decode_mnist_pickle(path, sha256_file(path), nd.SPLIT_SIZES)
 
 
 def test_dequantisation_range_and_determinism(mnist):

