@@ -6,7 +6,6 @@ Side by side, in one run, each contender in its own child process under
 * ``cat`` of the weight files to /dev/null: the floor for reading the bytes;
 * ``load_model(folder)`` of the fp32 folder, and of the bf16 folder;
 * ``load_model(fp32 folder, dtype=bf16)`` (cast while loading);
-* a proposal for the core's loader: plain ``readinto`` of each tensor (no mmap);
 * transformers' ``GPT2LMHeadModel.from_pretrained`` of a random HF GPT-2 with
   the same dimensions (48 layers, 1536 hidden, 24 heads, 6144 inner, vocab
   8021, tied head), saved as safetensors, in fp32 and bf16.
@@ -159,56 +158,6 @@ def child_zoo_load(folder: str, dtype: str | None) -> dict:
             "torch_threads": torch.get_num_threads(), "baseline_rss": baseline, "touched": touched}
 
 
-def read_safetensors_into(path: Path, dtype=None) -> dict:
-    """Read a safetensors file with plain reads into fresh tensors (no mmap: page cache stays out of RSS).
-
-    A sketch of a loader for zoo_core.model.load_folder, measured here as a proposal.
-    """
-    import struct
-
-    import torch
-
-    dtypes = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64}
-    out = {}
-    with open(path, "rb", buffering=0) as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        header.pop("__metadata__", None)
-        for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
-            start, end = info["data_offsets"]
-            t = torch.empty(info["shape"], dtype=dtypes[info["dtype"]])
-            f.seek(8 + n + start)
-            view = memoryview(t.view(-1).view(torch.uint8).numpy())
-            got = 0
-            while got < end - start:
-                got += f.readinto(view[got:])
-            out[name] = t.to(dtype) if dtype is not None and t.is_floating_point() else t
-    return out
-
-
-def child_readinto_load(folder: str, dtype: str | None) -> dict:
-    import torch
-
-    from zoo_core.model import make_config, weight_files
-    from zoo_core.plugins import get_model_spec
-
-    torch_dtype = {"bf16": torch.bfloat16, None: None, "fp32": torch.float32}[dtype]
-    baseline = rss_now()
-    t0 = time.perf_counter()
-    config = json.loads((Path(folder) / "config.json").read_text())
-    cls = get_model_spec(config.pop("architecture")).load()
-    with torch.device("meta"):
-        model = cls(make_config(cls, config))
-    for path in weight_files(Path(folder)):
-        model.load_state_dict(read_safetensors_into(path, torch_dtype), strict=False, assign=True)
-    model.tie_weights()
-    assert not any(p.is_meta for p in model.parameters())
-    seconds = time.perf_counter() - t0
-    touched = seconds + touch(model)
-    return {"seconds": seconds, "params": model.num_parameters(), "touched": touched,
-            "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "baseline_rss": baseline}
-
-
 def child_hf_load(folder: str, dtype: str | None) -> dict:
     import torch
     from transformers import GPT2LMHeadModel
@@ -305,12 +254,10 @@ def main() -> int:
         ("zoo load_model bf16 folder", "zoo-bf16", "zoo", None),
         ("transformers from_pretrained bf16", "hf-bf16", "hf", "bf16"),
         ("zoo load_model fp32 -> bf16", "zoo-fp32", "zoo", "bf16"),
-        ("proposal: readinto loader fp32", "zoo-fp32", "readinto", None),
-        ("proposal: readinto loader bf16", "zoo-bf16", "readinto", None),
     ]:
         folder = folders[folder_key]
         cat(folder)  # warm the page cache
-        cat_s = cat(folder)
+        cat_s = min(cat(folder) for _ in range(3))
         res = residency(folder)
         r = run_child(["--child", f"load-{kind}", str(folder), dtype or "none"])
         size = weight_bytes(folder)
@@ -334,10 +281,6 @@ def main() -> int:
               f"{b['peak_rss'] / a['peak_rss']:.2f}x our peak RSS")
     r = by["zoo load_model fp32 -> bf16"]
     print(f"  zoo load_model fp32 -> bf16: peak RSS/bf16 weights {r['peak_rss'] / r['in_memory']:.2f}")
-    for dt in ("fp32", "bf16"):
-        r = by[f"proposal: readinto loader {dt}"]
-        print(f"  proposal (plain reads, no mmap) {dt}: (load + first read)/cat {r['touched'] / r['cat']:.2f}x, "
-              f"peak RSS/weights {r['peak_rss'] / r['in_memory']:.2f}")
     print(f"load average after: {uptime()}")
     return 0
 
@@ -351,9 +294,9 @@ def child_main(argv: list[str]) -> int:
     elif what == "cast-zoo":
         cast_zoo_folder(Path(argv[1]), Path(argv[2]))
         print(json.dumps({}))
-    elif what in ("load-zoo", "load-hf", "load-readinto"):
+    elif what in ("load-zoo", "load-hf"):
         dtype = None if argv[2] == "none" else argv[2]
-        fn = {"load-zoo": child_zoo_load, "load-hf": child_hf_load, "load-readinto": child_readinto_load}[what]
+        fn = child_zoo_load if what == "load-zoo" else child_hf_load
         print(json.dumps(fn(argv[1], dtype)))
     else:
         raise SystemExit(f"unknown child task {what}")

@@ -78,11 +78,6 @@ class KVCache:
         self.max_length = max_length
         self.length = 0
 
-    def reorder(self, rows: torch.Tensor) -> None:
-        """Keep only the batch rows ``rows`` (used to drop finished samples)."""
-        self.keys = [k.index_select(0, rows) for k in self.keys]
-        self.values = [v.index_select(0, rows) for v in self.values]
-
 
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with fused q/k/v projection and an optional KV cache."""
@@ -235,10 +230,10 @@ class GPT2ML(ZooModel):
         """
         w = self.wte.weight
         column_major = w.device.type == "cpu" and w.dtype == torch.float32
-        with torch.no_grad():
-            for module in self.modules():
-                if isinstance(module, (nn.Linear, nn.Embedding)):
-                    _relayout_(module.weight, column_major)
+        matrices = [self.wte.weight] + [m.weight for m in self.modules() if isinstance(m, nn.Linear)]
+        with torch.no_grad():  # (wpe is only indexed by rows, never multiplied: left as it is)
+            for p in matrices:
+                _relayout_(p, column_major)
 
     def new_cache(self, batch_size: int, max_length: int) -> KVCache:
         """An empty KV cache on this model's device and dtype."""
