@@ -113,12 +113,13 @@ def tf_convert(prefix: str, out_dir: Path) -> None:
 
 # -- the benchmark (project venv) --------------------------------------------------------
 
-def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
+def timed(cmd: list[str], env: dict | None = None, capture: bool = True) -> tuple[float, int, str]:
     """Wall seconds and peak RSS (KB) of a child process, via /usr/bin/time."""
     stats = Path(f"/tmp/bench-gpt2ml-time-{os.getpid()}.txt")
     t0 = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *cmd], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          stdout=subprocess.PIPE if capture else subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                          text=True, errors="replace")
     wall = time.perf_counter() - t0
     if proc.returncode:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-3000:]}")
@@ -166,10 +167,10 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO / "plugins/zoo-gpt2ml"))
     rows = []
 
-    def run(label, cmd, env=None):
+    def run(label, cmd, env=None, capture=True):
         os.sync()  # no dirty pages of the previous run left to slow this one down
         state = cache_state(data)
-        wall, rss, out = timed(cmd, env)
+        wall, rss, out = timed(cmd, env, capture)
         rows.append((label, wall, rss))
         print(f"{label:<44} {wall:7.2f} s  peak RSS {rss / 1024:7.0f} MB   [{state}; "
               f"load {os.getloadavg()[0]:.2f}]", flush=True)
@@ -178,7 +179,7 @@ def main() -> None:
     subprocess.run(["cat", str(data)], stdout=subprocess.DEVNULL, check=True)  # warm the cache
     cats = []
     for _ in range(args.repeat):
-        run("cat .data > /dev/null", ["cat", str(data)])
+        run("cat .data > /dev/null", ["cat", str(data)], capture=False)
         cats.append(rows.pop()[1])
     cat = sorted(cats)[len(cats) // 2]
     rows.append(("cat .data > /dev/null (median)", cat, 0))
