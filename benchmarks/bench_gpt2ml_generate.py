@@ -11,7 +11,8 @@ Side by side, in one run, each contender in its own child process under
 
 Both produce exactly ``--new-tokens`` tokens after the same ``--prompt-tokens``
 prompt (EOS disabled for us, ``min_new_tokens`` for transformers), after one
-short warm-up call. Printed: tokens/s, our speed-up (target ≥ 1.2×), and our
+short warm-up call; each process times BENCH_REPEATS (3) calls and keeps the
+best, since the machine is shared. Printed: tokens/s, our speed-up (target ≥ 1.2×), and our
 peak RSS in bf16 (target ≤ 3.5 GB for mega).
 
 Usage (folders as made by bench_gpt2ml_load.py, which this script reuses)::
@@ -31,6 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gpt2ml_load import CONFIGS, ensure_folders, rss_now, run_child, uptime  # noqa: E402
 
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))  # timed generate calls per process; the best counts
+
 
 def prompt_ids(n: int, vocab: int) -> list[int]:
     import torch
@@ -46,13 +49,16 @@ def child_zoo(folder: str, dtype: str, n_prompt: int, n_new: int) -> dict:
 
     model = load_model(folder, dtype=dtype)
     ids = prompt_ids(n_prompt, model.config.vocab_size)
-    model.generate(ids, 2, seed=0, eos_token_id=None)  # warm-up
-    t0 = time.perf_counter()
-    out = model.generate(ids, n_new, top_p=0.95, seed=0, eos_token_id=None)
-    seconds = time.perf_counter() - t0
-    assert out.shape[1] == n_prompt + n_new
-    return {"seconds": seconds, "new_tokens": out.shape[1] - n_prompt, "rss_after": rss_now(),
-            "threads": torch.get_num_threads()}
+    model.generate(ids, 2, seed=0, eos_token_id=None)  # warm-up (and the one-time fp32 weight re-layout)
+    times = []
+    for rep in range(REPEATS):
+        t0 = time.perf_counter()
+        out = model.generate(ids, n_new, top_p=0.95, seed=rep, eos_token_id=None)
+        times.append(time.perf_counter() - t0)
+        assert out.shape[1] == n_prompt + n_new
+    seconds = min(times)  # the machine is shared: the best run is the least disturbed one
+    return {"seconds": seconds, "all_seconds": times, "new_tokens": out.shape[1] - n_prompt,
+            "rss_after": rss_now(), "threads": torch.get_num_threads()}
 
 
 def child_hf(folder: str, dtype: str, n_prompt: int, n_new: int) -> dict:
@@ -67,12 +73,15 @@ def child_hf(folder: str, dtype: str, n_prompt: int, n_new: int) -> dict:
     with torch.inference_mode():
         torch.manual_seed(0)
         model.generate(ids, attention_mask=mask, max_new_tokens=2, min_new_tokens=2, **kw)  # warm-up
-        t0 = time.perf_counter()
-        out = model.generate(ids, attention_mask=mask, max_new_tokens=n_new, min_new_tokens=n_new, **kw)
-        seconds = time.perf_counter() - t0
-    assert out.shape[1] == n_prompt + n_new
-    return {"seconds": seconds, "new_tokens": out.shape[1] - n_prompt, "rss_after": rss_now(),
-            "threads": torch.get_num_threads()}
+        times = []
+        for _ in range(REPEATS):
+            t0 = time.perf_counter()
+            out = model.generate(ids, attention_mask=mask, max_new_tokens=n_new, min_new_tokens=n_new, **kw)
+            times.append(time.perf_counter() - t0)
+            assert out.shape[1] == n_prompt + n_new
+        seconds = min(times)
+    return {"seconds": seconds, "all_seconds": times, "new_tokens": out.shape[1] - n_prompt,
+            "rss_after": rss_now(), "threads": torch.get_num_threads()}
 
 
 def main() -> int:
@@ -111,7 +120,9 @@ def main() -> int:
                            str(args.new_tokens), str(args.threads)], script=__file__)
             r["tps"] = r["new_tokens"] / r["seconds"]
             results[(kind, dtype)] = r
-            print(f"{label:40s} {dtype:5s} {r['tps']:7.2f} tokens/s [{r['threads']} threads] ({r['seconds']:.1f} s for {r['new_tokens']}) "
+            runs = "/".join(f"{x:.2f}" for x in r["all_seconds"])
+            print(f"{label:40s} {dtype:5s} {r['tps']:7.2f} tokens/s [{r['threads']} threads] (best of {runs} s for "
+                  f"{r['new_tokens']}) "
                   f"peak RSS {r['peak_rss'] / 1e9:5.2f} GB  process {r['wall']:.0f} s  [load avg {uptime()}]",
                   flush=True)
     print("\nratios")
