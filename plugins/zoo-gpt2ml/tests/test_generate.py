@@ -161,3 +161,13 @@ def test_temperature_sharpens_the_distribution():
     cold = generate(lm, [1], 300, top_p=1.0, temperature=0.2, seed=0, eos_token_id=None)[0, 1:]
     warm = generate(lm, [1], 300, top_p=1.0, temperature=1.0, seed=0, eos_token_id=None)[0, 1:]
     assert (cold == 1).sum() > (warm == 1).sum() + 50
+
+
+def test_model_still_trains_after_generating():
+    torch.manual_seed(0)
+    m = GPT2ML.from_config(dict(TINY))
+    m.generate([3, 4], 4, seed=0)  # fp32 on CPU: re-lays the weights out
+    ids = torch.randint(1, TINY["vocab_size"], (2, 6))
+    loss = torch.nn.functional.cross_entropy(m(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten())
+    loss.backward()
+    assert m.h[0].mlp.fc.weight.grad is not None and m.wte.weight.grad.shape == m.wte.weight.shape

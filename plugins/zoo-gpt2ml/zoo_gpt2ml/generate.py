@@ -53,7 +53,6 @@ def _as_batch(input_ids, device) -> torch.Tensor:
     return ids
 
 
-@torch.inference_mode()
 def generate(model, input_ids, max_new_tokens: int = 64, *, top_p: float = 0.95, temperature: float = 1.0,
              seed: int | None = None, top_p_mode: str = "grover", eos_token_id: int | None = 102,
              ignore_ids: Sequence[int] = (0,), num_samples: int = 1, min_new_tokens: int = 0,
@@ -81,8 +80,19 @@ def generate(model, input_ids, max_new_tokens: int = 64, *, top_p: float = 0.95,
         raise ZooError(f"unknown top_p_mode {top_p_mode!r}", hint=f"use one of: {', '.join(TOP_P_MODES)}")
     device = model.wte.weight.device
     if hasattr(model, "set_decode_layout"):
+        # Outside inference mode, so that the re-laid-out weights stay usable for training afterwards.
         model.set_decode_layout()  # a no-op once done
-    ids = _as_batch(input_ids, device)
+    with torch.inference_mode():
+        return _sample(model, _as_batch(input_ids, device), max_new_tokens, top_p=top_p, temperature=temperature,
+                       seed=seed, top_p_mode=top_p_mode, eos_token_id=eos_token_id, ignore_ids=ignore_ids,
+                       num_samples=num_samples, min_new_tokens=min_new_tokens, streamer=streamer,
+                       generator=generator)
+
+
+def _sample(model, ids, max_new_tokens, *, top_p, temperature, seed, top_p_mode, eos_token_id, ignore_ids,
+            num_samples, min_new_tokens, streamer, generator) -> torch.Tensor:
+    """The decoding loop of :func:`generate` (runs under inference mode): prefill, then one token per step."""
+    device = ids.device
     if num_samples > 1:
         ids = ids.repeat_interleave(num_samples, dim=0)
     B, T = ids.shape
