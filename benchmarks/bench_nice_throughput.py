@@ -29,42 +29,26 @@ def linear_shapes(cfg) -> list[tuple[int, int]]:
     return per_coupling * cfg.num_couplings
 
 
-def time_it(fn, steps: int, warmup: int = 3) -> float:
-    """Median seconds per call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def matmul_products(cfg, batch: int):
+    """A function doing exactly the step's matmuls (3 per linear layer), and their FLOPs."""
+    calls, flops = [], 0.0
+    for fan_in, fan_out in linear_shapes(cfg):
+        x, w, g = torch.rand(batch, fan_in), torch.rand(fan_out, fan_in), torch.rand(batch, fan_out)
+        outs = torch.empty(batch, fan_out), torch.empty(batch, fan_in), torch.empty(fan_out, fan_in)
+        calls.append((x, w, g, outs))
+        flops += 3 * 2 * batch * fan_in * fan_out
+
+    def products():
+        for x, w, g, (o_fwd, o_gin, o_gw) in calls:
+            torch.matmul(x, w.t(), out=o_fwd)  # forward: X W^T
+            torch.matmul(g, w, out=o_gin)  # backward, input gradient: G W
+            torch.matmul(g.t(), x, out=o_gw)  # backward, weight gradient: G^T X
+
+    return products, flops
 
 
-def matmul_bound(cfg, batch: int, steps: int) -> tuple[float, float, float]:
-    """(seconds per step of the step's matmuls alone, their FLOPs, the matmuls' GFLOP/s)."""
-    seconds, flops = 0.0, 0.0
-    for fan_in, fan_out in sorted(set(linear_shapes(cfg))):
-        count = linear_shapes(cfg).count((fan_in, fan_out))
-        x = torch.rand(batch, fan_in)
-        w = torch.rand(fan_out, fan_in)
-        g = torch.rand(batch, fan_out)
-        out_fwd = torch.empty(batch, fan_out)
-        out_gin = torch.empty(batch, fan_in)
-        out_gw = torch.empty(fan_out, fan_in)
-
-        def products():
-            torch.matmul(x, w.t(), out=out_fwd)  # forward: X W^T
-            torch.matmul(g, w, out=out_gin)  # backward, input gradient: G W
-            torch.matmul(g.t(), x, out=out_gw)  # backward, weight gradient: G^T X
-
-        seconds += count * time_it(products, steps)
-        flops += count * 3 * 2 * batch * fan_in * fan_out
-    return seconds, flops, flops / seconds / 1e9
-
-
-def step_time(cfg, batch: int, steps: int, loader: bool) -> float:
-    """Median seconds of one full NICEStep training step (forward, loss, backward, Adam)."""
+def training_step(cfg, batch: int, loader: bool):
+    """A function doing one full NICEStep training step (forward, loss, backward, Adam)."""
     from zoo_core.trainer import TrainConfig
     from zoo_nice.model import NICE
     from zoo_nice.train import NICEStep
@@ -72,7 +56,7 @@ def step_time(cfg, batch: int, steps: int, loader: bool) -> float:
     torch.manual_seed(0)
     model = NICE(cfg).train()
     step = NICEStep(model, TrainConfig(batch_size=batch, lr=1e-3, extra={"adam_beta2": 0.99, "adam_eps": 1e-4}))
-    opt = step.configure_optimizers()["adam"]
+    opt = step.configure_optimizers()["adam"]  # the recipe's optimizer (fused Adam)
     if loader:
         from zoo_nice.data import MNIST
 
@@ -95,7 +79,7 @@ def step_time(cfg, batch: int, steps: int, loader: bool) -> float:
         loss.backward()
         opt.step()
 
-    return time_it(one, steps)
+    return one
 
 
 def main():
@@ -114,12 +98,26 @@ def main():
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {B}, model: paper NICE "
           f"({cfg.num_couplings} couplings x {cfg.hidden_layers} x {cfg.hidden})")
 
-    bound_s, flops, gflops = matmul_bound(cfg, B, args.steps)
-    measured_s = step_time(cfg, B, args.steps, loader=False)
-    rows = [("NICEStep (fixed batch)", measured_s)]
+    products, flops = matmul_products(cfg, B)
+    fns = {"bound: matmuls alone": products, "NICEStep (fixed batch)": training_step(cfg, B, loader=False)}
     if args.loader:
-        rows.append(("NICEStep + MNIST DataLoader", step_time(cfg, B, args.steps, loader=True)))
-
+        fns["NICEStep + MNIST DataLoader"] = training_step(cfg, B, loader=True)
+    # Interleave the measurements (one call of each per round) so that load from other
+    # processes hits all sides alike; report medians.
+    for fn in fns.values():
+        for _ in range(2):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(args.steps):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    bound_s = med.pop("bound: matmuls alone")
+    gflops = flops / bound_s / 1e9
+    rows = list(med.items())
+    measured_s = rows[0][1]
     print(f"matmul FLOPs per training step: {flops / 1e9:.2f} GFLOP (3 x forward); "
           f"torch.matmul at these shapes: {gflops:.1f} GFLOP/s")
     print(f"{'':32s} {'s/step':>8s} {'images/s':>10s} {'GFLOP/s':>8s} {'ratio':>6s}")

@@ -52,7 +52,12 @@ class NICEStep(TrainStep):
         extra = self.config.extra
         betas = (float(extra.get("adam_beta1", 0.9)), float(extra.get("adam_beta2", 0.99)))
         eps = float(extra.get("adam_eps", 1e-4))
-        return {"adam": torch.optim.Adam(self.model.parameters(), lr=self.config.lr, betas=betas, eps=eps)}
+        params = list(self.model.parameters())
+        # The fused kernel updates each of the 19M parameters in one pass over memory; the
+        # per-tensor default makes ~7 passes and took about a third of a CPU step (profiled).
+        fused = bool(extra.get("adam_fused", True)) and all(p.dtype in (torch.float32, torch.float64)
+                                                            for p in params)
+        return {"adam": torch.optim.Adam(params, lr=self.config.lr, betas=betas, eps=eps, fused=fused or None)}
 
     def training_step(self, model, batch, optimizers):
         x = batch[0]  # (B, 784) in [0, 1]
