@@ -112,7 +112,7 @@ class AdditiveCoupling(nn.Module):
         self.swap = config.partition == "alternate" and k % 2 == 1
 
     def _split(self, x):  # x (B, D) -> x1, x2 each (B, D/2)
-        a, b = x.view(x.shape[0], -1, 2).unbind(-1)  # even, odd coordinates
+        a, b = x.reshape(x.shape[0], -1, 2).unbind(-1)  # even, odd coordinates (views when x is contiguous)
         return (b, a) if self.swap else (a, b)
 
     def _merge(self, y1, y2):  # y1, y2 (B, D/2) -> y (B, D), re-interleaved
