@@ -71,8 +71,13 @@ def test_generate_output_matches_the_model(zoo, model_folder):
 
 
 def test_generate_num_samples_and_bf16(zoo, model_folder):
-    result = run(zoo, "generate", "gpt2-ml", "中文", "--model", str(model_folder), "--max-new-tokens", "5",
-                 "--num-samples", "2", "--dtype", "bf16", "--seed", "1", "--decode", "clean")
+    threads = torch.get_num_threads()
+    try:
+        result = run(zoo, "generate", "gpt2-ml", "中文", "--model", str(model_folder), "--max-new-tokens", "5",
+                     "--num-samples", "2", "--dtype", "bf16", "--seed", "1", "--decode", "clean", "--threads", "1")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     assert "--- sample 1 of 2 ---" in result.output and "--- sample 2 of 2 ---" in result.output
 

@@ -47,10 +47,15 @@ def attach(cli: click.Group) -> None:
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
               help="Compute dtype (default: as stored; bf16 halves the memory).")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=click.IntRange(1, None), default=None,
+              help="CPU threads (default: torch's). On a busy shared CPU, 1 is often fastest.")
 def generate_command(prompt, model_ref, max_new_tokens, top_p, top_p_mode, temperature, seed, num_samples,
-                     min_new_tokens, eos_token_id, vocab, decode_mode, dtype, device):
+                     min_new_tokens, eos_token_id, vocab, decode_mode, dtype, device, threads):
     """Continue PROMPT with GPT2_ML, streaming the tokens as they are sampled."""
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     from zoo_core.loading import load_model, resolve_folder
 
