@@ -162,28 +162,65 @@ def weight_files(folder: Path) -> list[Path]:
     )
 
 
+_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+              "BOOL": torch.bool}
+
+
+def _read_cast(path: Path, keys, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+    """Read a safetensors file tensor by tensor with plain reads, casting each floating tensor on the way.
+
+    safe_open maps the whole file, and the pages it touched stay resident until
+    the file is closed; casting fp32 weights to bf16 that way peaks at the bf16
+    model plus a whole fp32 shard. Plain reads into one tensor at a time keep
+    the peak at the cast model plus its largest tensor.
+    """
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        # One read buffer, reused: fresh multi-MB allocations per tensor cost more in page faults than the copy.
+        largest = max((header[k]["data_offsets"][1] - header[k]["data_offsets"][0] for k in keys), default=0)
+        buffer = torch.empty(largest, dtype=torch.uint8)
+        out = {}
+        for key in keys:
+            info = header[key]
+            begin, end = info["data_offsets"]
+            raw = buffer[: end - begin]
+            f.seek(8 + n + begin)
+            if f.readinto(raw.numpy()) != end - begin:
+                raise ZooError(f"tensor {key!r} is truncated", where=str(path), hint="pull or convert again")
+            t = raw.view(_ST_DTYPES[info["dtype"]]).view(info["shape"])
+            target = dtype if t.is_floating_point() else t.dtype
+            out[key] = t.to(device=device, dtype=target, copy=True)
+    return out
+
+
 def read_weights(folder: str | os.PathLike, *, device: str | torch.device = "cpu",
                  dtype: torch.dtype | None = None, expected: set[str] | None = None) -> dict[str, torch.Tensor]:
     """Read every tensor of a model folder's safetensors files, refusing pickles and foreign tensors.
 
-    Floating tensors are cast to ``dtype`` one at a time, so the peak stays
-    at the weights' size plus one tensor.
+    Without a cast, tensors come from safetensors' memory map; with ``dtype``,
+    floating tensors are read and cast one at a time, so the peak stays at the
+    cast weights plus one tensor.
     """
     from safetensors import safe_open
 
     folder = Path(folder)
+    device = torch.device(device)
     refuse_pickles(folder)
     tensors: dict[str, torch.Tensor] = {}
     for path in weight_files(folder):
+        # Opening validates the header (offsets, dtypes) before anything is read.
         with safe_open(path, framework="pt", device=str(device)) as f:
-            for key in f.keys():
+            keys = list(f.keys())
+            for key in keys:
                 if expected is not None and key not in expected:
                     raise ZooError(f"unexpected tensor {key!r} in the weights", where=str(path),
                                    hint="the weights and config.json do not belong to the same model")
-                t = f.get_tensor(key)
-                if dtype is not None and t.is_floating_point():
-                    t = t.to(dtype)
-                tensors[key] = t
+            if dtype is None:
+                tensors.update((key, f.get_tensor(key)) for key in keys)
+                continue
+        tensors.update(_read_cast(path, keys, dtype, device))
     return tensors
 
 
