@@ -7,7 +7,7 @@ backward pass G W (gradient of the input) and G^T X (gradient of the weight), i.
 products at exactly those shapes on this machine; the ratio says how close the whole step
 (prior, log-det, ReLUs, Adam update, and optionally data loading) gets to it.
 
-    python benchmarks/bench_nice_throughput.py [--batch-size 128] [--steps 20] [--threads N] [--loader]
+    python benchmarks/bench_nice_throughput.py [--batch-size 128] [--steps 20] [--threads N] [--loader] [--unfused]
 
 Target: ratio >= 0.70. Run it on an otherwise idle machine: other processes skew both sides.
 """
@@ -47,7 +47,7 @@ def matmul_products(cfg, batch: int):
     return products, flops
 
 
-def training_step(cfg, batch: int, loader: bool):
+def training_step(cfg, batch: int, loader: bool, fused: bool = True):
     """A function doing one full NICEStep training step (forward, loss, backward, Adam)."""
     from zoo_core.trainer import TrainConfig
     from zoo_nice.model import NICE
@@ -55,7 +55,8 @@ def training_step(cfg, batch: int, loader: bool):
 
     torch.manual_seed(0)
     model = NICE(cfg).train()
-    step = NICEStep(model, TrainConfig(batch_size=batch, lr=1e-3, extra={"adam_beta2": 0.99, "adam_eps": 1e-4}))
+    step = NICEStep(model, TrainConfig(batch_size=batch, lr=1e-3, extra={"adam_beta2": 0.99, "adam_eps": 1e-4,
+                                                                     "adam_fused": fused}))
     opt = step.configure_optimizers()["adam"]  # the recipe's optimizer (fused Adam)
     if loader:
         from zoo_nice.data import MNIST
@@ -90,6 +91,7 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--loader", action="store_true", help="also time the step with batches from the MNIST loader")
+    p.add_argument("--unfused", action="store_true", help="also time the step with torch's per-tensor Adam")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -102,6 +104,8 @@ def main():
     fns = {"bound: matmuls alone": products, "NICEStep (fixed batch)": training_step(cfg, B, loader=False)}
     if args.loader:
         fns["NICEStep + MNIST DataLoader"] = training_step(cfg, B, loader=True)
+    if args.unfused:
+        fns["NICEStep, per-tensor Adam"] = training_step(cfg, B, loader=False, fused=False)
     # Interleave the measurements (one call of each per round) so that load from other
     # processes hits all sides alike; report medians.
     for fn in fns.values():
