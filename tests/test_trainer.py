@@ -84,3 +84,20 @@ def test_torchrun_two_processes_match_one(tmp_path):
     two = _params(tmp_path / "two" / "checkpoints" / "step-00000006" / "model")
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6)
+
+
+def test_resume_after_a_crash_drops_log_lines_past_the_checkpoint(zoo_plugins, tmp_path):
+    import shutil
+
+    recipe = zoo_plugins.get_trainer_spec("toy-fit")
+    common = dict(epochs=2, batch_size=32, lr=0.05, progress=False, checkpoint_every=5, keep_checkpoints=10,
+                  log_every=1)
+    Trainer(recipe, TrainConfig(out=str(tmp_path), max_steps=13, **common)).fit()
+    # As if the process died after step 13 but before its checkpoint was written.
+    shutil.rmtree(tmp_path / "checkpoints" / "step-00000013")
+    Trainer(recipe, TrainConfig(out=str(tmp_path), **common)).fit()
+    lines = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    steps = [l["step"] for l in lines if "loss" in l]
+    assert steps == list(range(1, 17))
+    times = [l["time"] for l in lines]
+    assert all(t >= 0 for t in times) and times == sorted(times)

@@ -332,6 +332,7 @@ def _train_options(f):
         click.option("--limit-train", type=int, help="Use only the first N training examples."),
         click.option("--limit-eval", type=int, help="Use only the first N evaluation examples."),
         click.option("--checkpoint-every", type=int), click.option("--log-every", type=int),
+        click.option("--threads", type=int, help="torch threads per process (1 is fastest on a busy machine)."),
         click.option("--no-resume", is_flag=True, help="Start over even if OUT has checkpoints."),
         click.option("--no-progress", is_flag=True),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other recipe setting."),
@@ -346,7 +347,7 @@ def _train_config(recipe, kwargs):
     values = dict(recipe.defaults)
     values.setdefault("out", f"runs/{recipe.name}")
     for key in ("out", "epochs", "max_steps", "batch_size", "lr", "seed", "device", "limit_train", "limit_eval",
-                "checkpoint_every", "log_every"):
+                "checkpoint_every", "log_every", "threads"):
         if kwargs.get(key) is not None:
             values[key] = kwargs[key]
     if kwargs.get("no_resume"):

@@ -39,6 +39,7 @@ class TrainConfig:
     limit_train: int | None = None  # use only the first N training examples
     limit_eval: int | None = None
     num_workers: int = 0
+    threads: int | None = None  # torch intra-op threads; None keeps torch's default
     resume: bool = True  # continue from the newest checkpoint in ``out`` if there is one
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -264,6 +265,8 @@ class Trainer:
             raise ZooError(f"global batch size {cfg.batch_size} does not split over {world} processes",
                            hint=f"use a batch size divisible by {world}")
         out = Path(cfg.out)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
         model = self.build_model().to(device)
         step_impl = self.recipe.load_step()(model, cfg)
@@ -285,10 +288,16 @@ class Trainer:
                            hint="lower --batch-size or raise --limit-train")
         wrapped = DDP(model) if world > 1 else model
 
-        state = {"step": 0, "epoch": 0, "best": None, "history": []}
+        import time
+
+        state = {"step": 0, "epoch": 0, "best": None, "history": [], "elapsed": 0.0}
         ckpt = self.latest_checkpoint(out) if cfg.resume else None
         if ckpt is not None:
             state = self._load_checkpoint(ckpt, model, optimizers)
+            state.setdefault("elapsed", 0.0)
+        # Wall seconds of training so far, summed across resumed runs.
+        started = time.monotonic() - state["elapsed"]
+        self._clock = lambda: time.monotonic() - started
         total = cfg.epochs * steps_per_epoch
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
@@ -301,6 +310,7 @@ class Trainer:
         log = None
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
+            _truncate_log(out / LOG_NAME, state["step"])
             log = (out / LOG_NAME).open("a")
         try:
             while state["step"] < total:
@@ -329,7 +339,8 @@ class Trainer:
                             bar.update(1)
                             bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()}, refresh=False)
                         if state["step"] % cfg.log_every == 0 or state["step"] == total:
-                            log.write(json.dumps({"step": state["step"], "epoch": epoch, **scalars}) + "\n")
+                            log.write(json.dumps({"step": state["step"], "epoch": epoch,
+                                                  "time": round(self._clock(), 3), **scalars}) + "\n")
                             log.flush()
                     end_of_epoch = state["step"] % steps_per_epoch == 0
                     done = state["step"] >= total
@@ -366,8 +377,10 @@ class Trainer:
                        .items()}
             model.train()
             _set_rng_state(rng)
-            state["history"].append({"epoch": epoch, "step": state["step"], **metrics})
-            log.write(json.dumps({"step": state["step"], "epoch": epoch, "split": "validation", **metrics}) + "\n")
+            now = round(self._clock(), 3)
+            state["history"].append({"epoch": epoch, "step": state["step"], "time": now, **metrics})
+            log.write(json.dumps({"step": state["step"], "epoch": epoch, "time": now, "split": "validation",
+                                  **metrics}) + "\n")
             log.flush()
             value = metrics.get(step_impl.monitor)
             better = value is not None and (
@@ -415,6 +428,7 @@ class Trainer:
                 tensors, meta = _flatten_optimizers(optimizers)
                 tensors.update(_rng_state())
                 save_file(tensors, tmp / TENSORS_NAME)
+                state["elapsed"] = self._clock()
                 (tmp / STATE_NAME).write_text(json.dumps({**state, "optimizers": meta}, indent=1))
                 replace_dir(tmp, target)
             except BaseException:
@@ -441,6 +455,20 @@ class Trainer:
         _unflatten_optimizers(optimizers, tensors, saved.pop("optimizers"))
         _set_rng_state(tensors)
         return saved
+
+
+def _truncate_log(path, step: int) -> None:
+    """Drop log lines past ``step``: a run that died after its last checkpoint logged steps it will redo."""
+    import json
+
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(kept))
+        tmp.replace(path)
 
 
 def _device_of(model) -> torch.device:
