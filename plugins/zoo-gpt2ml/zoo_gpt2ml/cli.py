@@ -13,13 +13,9 @@ DECODE_MODES = ("original", "clean")
 
 def attach(cli: click.Group) -> None:
     """Add the plugin's sub-commands to the core's ``generate`` and ``convert`` groups."""
+    from .convert_cli import convert_command
+
     cli.commands["generate"].add_command(generate_command, "gpt2-ml")
-    try:
-        from .convert_cli import convert_command
-    except ModuleNotFoundError as exc:  # the converter's CLI module is optional; anything else is a real bug
-        if exc.name != f"{__package__}.convert_cli":
-            raise
-        return
     cli.commands["convert"].add_command(convert_command, "gpt2-ml")
 
 

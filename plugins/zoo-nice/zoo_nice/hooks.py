@@ -46,26 +46,11 @@ def register_trainers(register):
         defaults=dict(RECIPE_DEFAULTS)))
 
 
-def _load(name_or_path: str, device: str):
-    """A model by registry name or folder path (zoo_core.load_model when the core has it)."""
-    try:
-        from zoo_core import load_model
-    except ImportError:  # older core: folders only
-        from zoo_core.model import load_folder
-
-        return load_folder(name_or_path, device=device)
-    return load_model(name_or_path, device=device)
-
-
 @hookimpl
 def register_commands(cli):
     import click
 
-    group = cli.commands.get("sample") if hasattr(cli, "commands") else None
-    if group is None:
-        return
-
-    @group.command("nice-mnist")
+    @cli.commands["sample"].command("nice-mnist")
     @click.option("--model", "model_name", required=True, help="model folder or registry name")
     @click.option("--temperature", default=0.75, show_default=True, type=float,
                   help="scale of the prior sample (Su uses 0.75)")
@@ -76,9 +61,10 @@ def register_commands(cli):
     @click.option("--device", default="cpu", show_default=True)
     def sample_nice_mnist(model_name, temperature, n, out, seed, device):
         """Sample NICE digits into a PNG grid of ceil(sqrt(n)) columns of 28x28 tiles."""
+        from zoo_core import load_model
         from zoo_nice.sample import grid_shape, sample_grid
 
-        model = _load(model_name, device)
+        model = load_model(model_name, device=device)
         if getattr(model, "architecture", None) != "nice":
             from zoo_core.errors import ZooError
 
