@@ -3,7 +3,8 @@
 Side by side, in one run, on the same checkpoint:
 
 * ``cat DATA > /dev/null``: the floor for reading the bytes once;
-* ``cp DATA BIG/copy``: reading plus writing the same number of bytes;
+* ``cat DATA > BIG/copy``: copying the same bytes with cat, the baseline the issue names (target ≤ 1.3×);
+* ``cp DATA BIG/copy``: the same copy with cp;
 * ``zoo_gpt2ml.convert`` (ours, no TensorFlow): fp32 with the sha256 pass, fp32 without it, and bf16;
 * TensorFlow's own reader: ``tf.train.load_checkpoint`` + the same name map + ``safetensors.numpy.save_file``
   in 2 GB shards, the way existing converters gather the whole state dict first.
@@ -185,6 +186,8 @@ def main() -> None:
     rows.append(("cat .data > /dev/null (median)", cat, 0))
     print(f"cat median {cat:.2f} s = {size / cat / 1e9:.2f} GB/s over {args.repeat} runs")
     copy = big / "bench-copy.tmp"
+    run("cat .data > copy (read + write)", ["sh", "-c", f'cat "{data}" > "{copy}"'])
+    copy.unlink()
     run("cp .data (read + write)", ["cp", str(data), str(copy)])
     copy.unlink()
     ours = ["-c", "import sys; from zoo_gpt2ml.convert_cli import convert_command; "
@@ -213,7 +216,9 @@ def main() -> None:
     ours_fp32 = table["ours fp32 (+ sha256 of .data)"][0]
     for label in ("ours fp32 (+ sha256 of .data)", "ours fp32 --no-sha256", "ours bf16 (+ sha256)"):
         w = table[label][0]
-        print(f"  {label:<34} / cat = {w / cat:5.2f}x   / cp = {w / table['cp .data (read + write)'][0]:5.2f}x")
+        print(f"  {label:<34} / cat>/dev/null = {w / cat:5.2f}x   / cat>copy = "
+              f"{w / table['cat .data > copy (read + write)'][0]:5.2f}x   / cp = "
+              f"{w / table['cp .data (read + write)'][0]:5.2f}x")
     if "TensorFlow reader + safetensors.save_file" in table:
         tw, trss = table["TensorFlow reader + safetensors.save_file"]
         orss = table["ours fp32 (+ sha256 of .data)"][1]
