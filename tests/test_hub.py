@@ -14,7 +14,6 @@ from zoo_core import hub
 from zoo_core.errors import IntegrityError, UnsafeFileError, ZooError
 from zoo_core.pins import FilePin, HubPin
 
-pytest_plugins = ["zoo_core.testing.fixtures_hub"]
 
 WEIGHTS = bytes(range(256)) * 1200  # 300 KiB, served LFS-style
 FILES = {

@@ -14,7 +14,6 @@ import pytest
 
 from zoo_core import hub
 
-pytest_plugins = ["zoo_core.testing.fixtures_hub"]
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG = os.urandom(2 * 1024 * 1024)

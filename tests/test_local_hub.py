@@ -21,7 +21,6 @@ from huggingface_hub.errors import (
 
 from zoo_core.testing.local_hub import LocalHub, git_blob_sha1, lfs_pointer
 
-pytest_plugins = ["zoo_core.testing.fixtures_hub"]
 
 WEIGHTS = bytes(range(256)) * 1200  # 300 KiB, LFS-style (.safetensors)
 CONFIG = b'{"hidden": 8}'

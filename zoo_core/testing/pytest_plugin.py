@@ -1,6 +1,3 @@
-"""pytest plugin registered through the ``pytest11`` entry point: exposes the kit's fixtures."""
+"""pytest plugin registered through the ``pytest11`` entry point: exposes the kit's fixtures to every test suite."""
 
-try:  # the fixtures module is optional while the kit is being assembled
-    from .fixtures_hub import *  # noqa: F401,F403
-except ImportError:  # pragma: no cover
-    pass
+from .fixtures_hub import hf_cache, local_hub  # noqa: F401
