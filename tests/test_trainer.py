@@ -47,6 +47,21 @@ def test_resume_continues_identically(zoo_plugins, tmp_path):
         assert torch.equal(full[k], cut[k]), k
 
 
+def test_dataset_gets_the_run_seed_and_the_card_gets_the_state(zoo_plugins, tmp_path, monkeypatch):
+    import toy_plugin
+
+    seen = {}
+    monkeypatch.setattr(toy_plugin.ToyStep, "model_card",
+                        lambda self, model, metrics, state: seen.setdefault("state", state) and f"steps {state['step']}",
+                        raising=False)
+    recipe = zoo_plugins.get_trainer_spec("toy-fit")
+    trainer = Trainer(recipe, TrainConfig(out=str(tmp_path), epochs=1, batch_size=32, seed=7, progress=False))
+    assert trainer.build_dataset().seed == 7
+    trainer.fit()
+    assert seen["state"]["step"] == 8 and seen["state"]["epoch"] == 0 and seen["state"]["elapsed"] >= 0
+    assert (tmp_path / "model" / "README.md").read_text() == "steps 8"
+
+
 def test_keeps_only_newest_checkpoints(zoo_plugins, tmp_path):
     recipe = zoo_plugins.get_trainer_spec("toy-fit")
     Trainer(recipe, TrainConfig(out=str(tmp_path), epochs=2, batch_size=32, progress=False,

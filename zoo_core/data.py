@@ -17,15 +17,19 @@ class ZooDataset:
     returns a ``torch.utils.data.Dataset`` yielding tensors or tuples of
     tensors. ``source`` picks where the data comes from (a plugin documents
     its sources; ``"offline"`` must work with no network) and ``root`` is a
-    folder the user points at for data that no package ships.
+    folder the user points at for data that no package ships. ``seed`` is the
+    run's seed (the Trainer passes ``--seed``), for any randomness the dataset
+    owns, such as dequantisation noise or crops.
     """
 
     name: ClassVar[str]
     splits: ClassVar[tuple[str, ...]] = ("train", "validation", "test")
     sources: ClassVar[tuple[str, ...]] = ("offline",)
 
-    def __init__(self, source: str | None = None, root: str | os.PathLike | None = None, **options):
+    def __init__(self, source: str | None = None, root: str | os.PathLike | None = None, seed: int = 0,
+                 **options):
         self.source = source or self.sources[0]
+        self.seed = int(seed)
         if self.source not in self.sources:
             raise ZooError(f"dataset {self.name!r} has no source {self.source!r}",
                            hint=f"choose one of: {', '.join(self.sources)}")

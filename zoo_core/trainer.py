@@ -89,8 +89,12 @@ class TrainStep:
         """Metrics over a whole split (validation during training, test in ``zoo eval``)."""
         raise NotImplementedError
 
-    def model_card(self, model, metrics: dict) -> str | None:
-        """The README of the trained model folder; None uses the core's default card."""
+    def model_card(self, model, metrics: dict, state: dict) -> str | None:
+        """The README of the best model folder; None uses the core's default card.
+
+        ``metrics`` are the validation metrics that made it the best; ``state``
+        says when: ``step``, ``epoch`` and ``elapsed`` (wall seconds of training).
+        """
         return None
 
 
@@ -238,7 +242,7 @@ class Trainer:
         cls = get_dataset_spec(self.recipe.dataset).load()
         options = dict(self.recipe.dataset_options)
         options.update(self.config.extra.get("dataset_options", {}))
-        return cls(**options)
+        return cls(seed=self.config.seed, **options)
 
     def _subset(self, data, limit):
         if limit is not None and limit < len(data):
@@ -390,7 +394,8 @@ class Trainer:
             if better:
                 state["best"] = {"metric": step_impl.monitor, "value": value, "step": state["step"],
                                  "epoch": epoch, "metrics": metrics}
-                card = step_impl.model_card(model, metrics)
+                card = step_impl.model_card(model, metrics, {"step": state["step"], "epoch": epoch,
+                                                             "elapsed": round(self._clock(), 1)})
                 model.save_pretrained(out / "model", card=card)
         if _dist():
             _dist().barrier()

@@ -241,7 +241,7 @@ class DequantizedMNIST(torch.utils.data.Dataset):
 class MNIST(ZooDataset):
     """MNIST with the classic 50k/10k/10k splits, dequantised for density estimation.
 
-    Options: ``noise_seed`` (int, default 0: seed of the training noise), ``eval_noise_seed``
+    Options: ``noise_seed`` (int, default: the run's ``seed``: seed of the training noise), ``eval_noise_seed``
     (int, default 0), ``dequantize`` (default True), ``cache`` (default True: keep a
     safetensors copy under $ZOO_HOME), and the hub pin options described in the module doc.
     """
@@ -327,7 +327,7 @@ class MNIST(ZooDataset):
         dequantize = bool(self.options.get("dequantize", True))
         if name == "train":
             data = DequantizedMNIST(t["train.images"], t["train.labels"], dequantize=dequantize,
-                                    noise_seed=int(self.options.get("noise_seed", 0)), epoch=self._epoch)
+                                    noise_seed=int(self.options.get("noise_seed", self.seed)), epoch=self._epoch)
             self._made.append(data)
         else:
             data = DequantizedMNIST(t[f"{name}.images"], t[f"{name}.labels"], dequantize=dequantize,

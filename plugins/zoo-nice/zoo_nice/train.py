@@ -79,7 +79,7 @@ class NICEStep(TrainStep):
         dim = model.config.dim
         return {"log_likelihood": ll, "bits_per_dim": bits_per_dim(ll, dim), "examples": float(count)}
 
-    def model_card(self, model, metrics):
+    def model_card(self, model, metrics, state):
         from zoo_core.card import model_card
 
         model = unwrap(model)
@@ -94,10 +94,10 @@ class NICEStep(TrainStep):
         }
         cfg = self.config
         notes = (
-            "Trained with `zoo train nice-mnist` (zoo-nice): Adam lr {lr}, betas ({b1}, {b2}), eps {eps}, "
-            "global batch {bs}, seed {seed}. The paper (Dinh et al. 2014) reports 1980.50 nats on the MNIST "
+            "Trained with `zoo train nice-mnist` (zoo-nice) for {steps:,} steps ({epochs} epochs, {minutes:.1f} "
+            "minutes of training): Adam lr {lr}, betas ({b1}, {b2}), eps {eps}, global batch {bs}, seed {seed}. The paper (Dinh et al. 2014) reports 1980.50 nats on the MNIST "
             "test set after 1500 epochs; run `zoo eval nice-mnist --model <this folder>` for the test figure."
-        ).format(lr=cfg.lr, b1=cfg.extra.get("adam_beta1", 0.9), b2=cfg.extra.get("adam_beta2", 0.99),
+        ).format(steps=state["step"], epochs=state["epoch"] + 1, minutes=state["elapsed"] / 60, lr=cfg.lr, b1=cfg.extra.get("adam_beta1", 0.9), b2=cfg.extra.get("adam_beta2", 0.99),
                  eps=cfg.extra.get("adam_eps", 1e-4), bs=cfg.batch_size, seed=cfg.seed)
         return model_card(
             model.config_dict(), title="NICE on MNIST",
