@@ -247,7 +247,6 @@ def load_folder(folder: str | os.PathLike, *, device: str | torch.device = "cpu"
     from .plugins import get_model_spec
 
     folder = Path(folder)
-    refuse_pickles(folder)
     architecture, config = read_config(folder)
     cls = get_model_spec(architecture).load()
     with torch.device("meta"):
