@@ -72,10 +72,15 @@ def plugin_distribution(name: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def call_each(hook_name: str, **kwargs) -> None:
-    """Call one hook on every plugin separately; a raising hook becomes a failure."""
+def call_each(hook_name: str, *, before=None, **kwargs) -> None:
+    """Call one hook on every plugin separately; a raising hook becomes a failure.
+
+    ``before(plugin_name)``, if given, runs ahead of each plugin's call.
+    """
     load_plugins()
     for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+        if before is not None:
+            before(impl.plugin_name)
         try:
             impl.function(**kwargs)
         except PluginError:
@@ -105,15 +110,7 @@ def _collect(hook_name: str, kind: type) -> dict:
             )
         found[spec.name] = spec
 
-    load_plugins()
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
-        current["plugin"] = impl.plugin_name
-        try:
-            impl.function(register=register)
-        except PluginError:
-            raise
-        except Exception as exc:
-            failures.append(PluginFailure(impl.plugin_name, hook_name, f"{type(exc).__name__}: {exc}"))
+    call_each(hook_name, before=lambda name: current.update(plugin=name), register=register)
     _catalogue[hook_name] = found
     return found
 
