@@ -76,7 +76,7 @@ def training_step(cfg, batch: int, loader: bool, fused: bool = True):
     def one():
         b = next_batch()
         opt.zero_grad(set_to_none=True)
-        loss = step.training_step(model, b, {"adam": opt})["loss"]
+        loss = step.training_step(model, b)["loss"]
         loss.backward()
         opt.step()
 

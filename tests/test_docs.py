@@ -31,4 +31,9 @@ def test_readme_opens_with_the_two_commands():
     assert "pytest" in blocks[1]
     ci = (ROOT / ".ci" / "run").read_text()
     test_command = blocks[1].strip().splitlines()[-1]
-    assert test_command in ci, "`.ci/run` must call the README's test command"
+    # CI runs the same line in a virtualenv of its own, never a developer's .venv
+    in_ci = test_command.replace("venv .venv", 'venv "$VENV"').replace(". .venv/bin/activate", '. "$VENV/bin/activate"')
+    assert in_ci != test_command and in_ci in ci, "`.ci/run` must call the README's test command"
+    assert 'rm -rf "$VENV"' in ci and "rm -rf .venv" not in ci
+    for command in (blocks[0].strip(), test_command):  # one short line, however many plugins
+        assert "\n" not in command and "plugins/" not in command

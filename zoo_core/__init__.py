@@ -1,19 +1,52 @@
 """zoo: the models of kexue.fm in modern PyTorch.
 
-Importing this package is cheap; torch is imported only when a model is
-built or loaded (``load_model``, ``build_model``).
+This module is the whole public API, for users and for plugin authors alike:
+plugins import what they need from ``zoo_core`` and nothing from its
+submodules. Importing it is cheap; torch is imported only when a name that
+needs it (``load_model``, ``ZooModel``, ``TrainStep``, ...) is first used.
 """
 
-__all__ = ["load_model", "build_model", "ZooError", "hookimpl"]
 __version__ = "0.1.0"
 
-from .errors import ZooError
+from .errors import IntegrityError, PluginError, RegistryError, UnknownNameError, UnsafeFileError, ZooError
 from .hookspecs import hookimpl
+from .specs import ConverterSpec, DatasetSpec, ModelSpec, RecipeSpec
+
+# name -> submodule that defines it, imported on first use (PEP 562)
+_LAZY = {
+    # using models
+    "load_model": "loading", "build_model": "loading", "resolve_folder": "loading",
+    # the catalogue and the weights behind it
+    "search": "registry", "get_entry": "registry",
+    "pull": "weights", "remove": "weights", "cached": "weights", "model_state": "weights",
+    "pull_pinned": "weights",
+    "HubPin": "pins", "FilePin": "pins",
+    # writing a plugin
+    "ZooModel": "model", "ZooDataset": "data", "model_card": "card",
+    "TrainStep": "trainer", "TrainConfig": "trainer", "Update": "trainer", "Trainer": "trainer",
+    "train": "trainer", "evaluate": "trainer", "TrainState": "checkpoint", "Control": "trainer",
+    # where things live, and how they are written
+    "zoo_home": "store", "local_model_dir": "store", "has_local_model": "store",
+    "atomic_file": "files", "atomic_dir": "files", "write_text": "files", "write_bytes": "files",
+    "replace_dir": "files", "copy_dir": "files", "sha256_file": "files", "verify_sha256": "files",
+    "did_you_mean": "errors",
+}
+
+__all__ = sorted(["ZooError", "RegistryError", "PluginError", "UnknownNameError", "IntegrityError",
+                  "UnsafeFileError", "hookimpl", "ModelSpec", "DatasetSpec", "RecipeSpec", "ConverterSpec",
+                  *_LAZY])
 
 
 def __getattr__(name):
-    if name in ("load_model", "build_model"):
-        from . import loading
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zoo_core' has no attribute {name!r}")
+    import importlib
 
-        return getattr(loading, name)
-    raise AttributeError(f"module 'zoo_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return __all__

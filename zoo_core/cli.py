@@ -57,32 +57,15 @@ def convert():
 # -- catalogue ---------------------------------------------------------------------------
 
 
-def _state(entry) -> str:
-    from .store import has_local_model
-
-    if entry.hub is not None:
-        from . import hub
-
-        return hub.local_state(entry.hub)
-    return "local" if has_local_model(entry.id) else "not published"
-
-
 def _rows(pattern: str | None, task: str | None) -> list[dict]:
-    import fnmatch
-
-    from .registry import catalogue
+    from .registry import search
+    from .weights import model_state
 
     archs = plugins.models()
-    rows = []
-    for entry in catalogue().values():
-        if pattern and not fnmatch.fnmatch(entry.id, pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"):
-            continue
-        if task and entry.task != task:
-            continue
-        rows.append({"id": entry.id, "task": entry.task, "plugin": entry.plugin,
-                     "installed": entry.architecture in archs, "state": _state(entry), "summary": entry.summary,
-                     "hub": f"{entry.hub.repo_id}@{entry.hub.revision[:7]}" if entry.hub else None})
-    return rows
+    return [{"id": e.id, "task": e.task, "plugin": e.plugin, "installed": e.architecture in archs,
+             "state": model_state(e), "summary": e.summary,
+             "hub": f"{e.hub.repo_id}@{e.hub.revision[:7]}" if e.hub else None}
+            for e in search(pattern, task=task)]
 
 
 @cli.command("list")
@@ -120,11 +103,12 @@ def list_(pattern, task, as_json):
 def info(name, as_json):
     """Everything the catalogue knows about one model."""
     from .registry import get_entry
+    from .weights import model_state
 
     entry = get_entry(name)
     data = entry.to_json()
     data["installed"] = entry.architecture in plugins.models()
-    data["state"] = _state(entry)
+    data["state"] = model_state(entry)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -156,7 +140,7 @@ def info(name, as_json):
 def plugins_cmd(as_json):
     """Installed plugins, what they register, and any that failed."""
     plugins.load_plugins()
-    found = {name: {"name": name, "hooks": [], "models": [], "datasets": [], "trainers": [], "converters": [],
+    found = {name: {"name": name, "hooks": [], "models": [], "datasets": [], "recipes": [], "converters": [],
                     "status": "ok"} for name, _ in plugins.pm.list_name_plugin()}
     for name in found:
         plugin = plugins.pm.get_plugin(name)
@@ -164,7 +148,7 @@ def plugins_cmd(as_json):
         dist, version = plugins.plugin_distribution(name)
         found[name]["distribution"], found[name]["version"] = dist, version
     for kind, table in (("models", plugins.models()), ("datasets", plugins.datasets()),
-                        ("trainers", plugins.trainers()), ("converters", plugins.converters())):
+                        ("recipes", plugins.recipes()), ("converters", plugins.converters())):
         for spec in table.values():
             found.setdefault(spec.plugin, {"name": spec.plugin, kind: []})[kind].append(spec.name)
     for f in plugins.failures:
@@ -180,7 +164,7 @@ def plugins_cmd(as_json):
     for r in rows:
         version = f" {r['version']}" if r.get("version") else ""
         click.echo(f"{r['name']}{version}: {r['status']}")
-        for kind in ("models", "datasets", "trainers", "converters"):
+        for kind in ("models", "datasets", "recipes", "converters"):
             if r.get(kind):
                 click.echo(f"  {kind}: {', '.join(sorted(r[kind]))}")
         for e in r.get("errors", []):
@@ -202,29 +186,18 @@ def pull(name, source, options):
     weights you downloaded into the zoo's local store.
     """
     from .registry import get_entry
+    from .weights import pull as pull_weights
 
     entry = get_entry(name)
+    if source is None and options:
+        raise ZooError("--option only applies with --from", hint=f"zoo pull {entry.id} --from SOURCE --option K=V")
+    folder = pull_weights(entry.id, source=source, options=_parse_options(options))
     if source is not None:
-        if not entry.convert:
-            raise ZooError(f"{entry.id!r} has no converter, so --from cannot be used", where=entry.source)
-        from .store import local_model_dir
-
-        converter = plugins.get_converter_spec(entry.convert["converter"]).load()
-        opts = dict(entry.convert.get("options", {}))
-        opts.update(_parse_options(options))
-        folder = converter(source, local_model_dir(entry.id), **opts)
         click.echo(f"converted {source} -> {folder}")
-        return
-    if entry.hub is None:
-        from .loading import resolve_folder
-
-        resolve_folder(entry.id)  # raises the clear "not published" error, or finds a local folder
-        click.echo(f"{entry.id} is already in the local store")
-        return
-    from . import hub
-
-    folder = hub.pull(entry.hub)
-    click.echo(f"{entry.id}: verified {len(entry.hub.files)} files at {entry.hub.revision[:7]} -> {folder}")
+    elif entry.hub is None:
+        click.echo(f"{entry.id} is already in the local store: {folder}")
+    else:
+        click.echo(f"{entry.id}: verified {len(entry.hub.files)} files at {entry.hub.revision[:7]} -> {folder}")
 
 
 def _parse_options(pairs) -> dict:
@@ -269,23 +242,10 @@ def cache():
 @click.option("--json", "as_json", is_flag=True)
 def cache_ls(as_json):
     """Pulled or produced zoo models, with their size."""
-    from . import hub
-    from .registry import catalogue
-    from .store import has_local_model, local_model_dir
+    from .weights import cached
 
-    by_repo = {e.hub.repo_id: e for e in catalogue().values() if e.hub}
-    rows = []
-    for item in hub.cached_models():
-        entry = by_repo.get(item.repo_id)
-        for rev in item.revisions if entry else ():
-            rows.append({"id": entry.id, "repo_id": item.repo_id, "revision": rev.commit, "size": rev.size_on_disk,
-                         "verified": rev.verified, "pinned": rev.commit == entry.hub.revision,
-                         "path": str(rev.snapshot_path)})
-    for entry in catalogue().values():
-        if has_local_model(entry.id):
-            folder = local_model_dir(entry.id)
-            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-            rows.append({"id": entry.id, "repo_id": None, "revision": None, "size": size, "path": str(folder)})
+    rows = [{"id": c.id, "repo_id": c.repo_id, "revision": c.revision, "size": c.size, "verified": c.verified,
+             "pinned": c.pinned, "path": str(c.path)} for c in cached()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -300,22 +260,13 @@ def cache_ls(as_json):
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
 def cache_rm(name, yes):
     """Remove a model's cached or locally produced files."""
-    import shutil
-
-    from . import hub
     from .registry import get_entry
-    from .store import has_local_model, local_model_dir
+    from .weights import remove
 
     entry = get_entry(name)
     if not yes:
         click.confirm(f"remove the cached files of {entry.id}?", abort=True)
-    freed = 0
-    if entry.hub:
-        freed += hub.remove(entry.hub.repo_id)
-    if has_local_model(entry.id):
-        folder = local_model_dir(entry.id)
-        freed += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-        shutil.rmtree(folder)
+    freed = remove(entry.id)
     click.echo(f"removed {entry.id}: {freed / 1e6:.1f} MB freed")
 
 
@@ -361,19 +312,33 @@ def _train_config(recipe, kwargs):
 @cli.command()
 @click.argument("name")
 @_train_options
-def train(name, **kwargs):
-    """Train a registered recipe (runs unchanged under torchrun for several processes)."""
-    from .trainer import Trainer
+@click.option("--no-install", is_flag=True, help="Leave the best model in OUT/model only (not in the local store).")
+def train(name, no_install, **kwargs):
+    """Train a registered recipe; the best model goes to the zoo's local store (runs unchanged under torchrun)."""
+    from .trainer import train as run_recipe
 
-    recipe = plugins.get_trainer_spec(name)
-    config = _train_config(recipe, kwargs)
-    best = Trainer(recipe, config).fit()
-    click.echo(f"best model: {best}")
+    config = _train_config(plugins.get_recipe_spec(name), kwargs)
+    if no_install:
+        config.install = False
+    folder = run_recipe(name, config)
+    click.echo(f"best model: {folder}")
+
+
+def _default_model(recipe_name: str) -> str:
+    """The model ``zoo eval RECIPE`` scores when none is named: the installed one, else the last run's."""
+    from .registry import catalogue
+    from .store import has_local_model
+
+    for entry in catalogue().values():
+        if entry.recipe == recipe_name and has_local_model(entry.id):
+            return entry.id
+    return f"runs/{recipe_name}/model"
 
 
 @cli.command("eval")
 @click.argument("name")
-@click.option("--model", "model_ref", help="Catalogue id, model folder or hf-hub:org/repo@rev (default: runs/NAME/model).")
+@click.option("--model", "model_ref",
+              help="Catalogue id, model folder or hf-hub:org/repo@rev (default: the model `zoo train NAME` installed).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--limit-eval", type=int)
@@ -384,9 +349,9 @@ def eval_(name, model_ref, split, device, limit_eval, sets, as_json):
     from .loading import load_model
     from .trainer import evaluate
 
-    recipe = plugins.get_trainer_spec(name)
+    recipe = plugins.get_recipe_spec(name)
     config = _train_config(recipe, {"device": device, "limit_eval": limit_eval, "sets": sets})
-    model = load_model(model_ref or f"runs/{name}/model", device=device)
+    model = load_model(model_ref or _default_model(name), device=device)
     metrics = evaluate(recipe, model, split=split, config=config)
     if as_json:
         click.echo(json.dumps({"recipe": name, "split": split, **metrics}, indent=2))

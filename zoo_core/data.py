@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import ClassVar
 
-from .errors import IntegrityError, ZooError
+from .errors import ZooError
 
 
 class ZooDataset:
@@ -45,20 +44,3 @@ class ZooDataset:
         if name not in self.splits:
             raise ZooError(f"dataset {self.name!r} has no split {name!r}",
                            hint=f"splits: {', '.join(self.splits)}")
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_sha256(path: str | os.PathLike, expected: str) -> None:
-    """Raise IntegrityError if the file's sha256 is not ``expected``."""
-    actual = sha256_file(path)
-    if actual != expected:
-        raise IntegrityError(f"sha256 mismatch: expected {expected}, got {actual}", where=str(path),
-                             hint="the file is corrupt or not the one expected; reinstall or re-download it")

@@ -31,7 +31,7 @@ class PluginError(ZooError):
 
 
 class UnknownNameError(ZooError, KeyError):
-    """A model, dataset or trainer name that nothing registered."""
+    """A model, dataset, recipe or converter name that nothing registered."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return self.render()
@@ -43,3 +43,15 @@ class IntegrityError(ZooError):
 
 class UnsafeFileError(ZooError):
     """A pickle file, or a path that escapes its repository."""
+
+
+def did_you_mean(kind: str, name: str, choices, *, otherwise: str, where: str | None = None) -> UnknownNameError:
+    """The error for an unknown ``name``, suggesting the closest of ``choices`` (or ``otherwise``).
+
+    Raise the result: ``raise did_you_mean("dataset", name, table, otherwise="...")``.
+    """
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return UnknownNameError(f"unknown {kind} {name!r}", where=where,
+                            hint=f"did you mean {close[0]!r}?" if close else otherwise)

@@ -35,10 +35,10 @@ def register_datasets(register):
 
 
 @hookspec
-def register_trainers(register):
+def register_recipes(register):
     """Register training recipes.
 
-    Call ``register(TrainerSpec(...))``: a recipe names a model architecture,
+    Call ``register(RecipeSpec(...))``: a recipe names a model architecture,
     a dataset, the plugin's :class:`zoo_core.trainer.TrainStep` and default
     hyper-parameters. ``zoo train NAME`` and ``zoo eval NAME`` run it.
     """

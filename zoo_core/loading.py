@@ -7,22 +7,11 @@ from pathlib import Path
 
 import torch
 
+from .dtypes import as_dtype
 from .errors import ZooError
 from .model import ZooModel, load_folder
 
 HF_PREFIXES = ("hf-hub:", "hf_hub:")
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16, "half": torch.float16}
-
-
-def as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    """Accept ``torch.bfloat16`` or ``"bfloat16"``/``"bf16"``."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    try:
-        return _DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise ZooError(f"unknown dtype {dtype!r}", hint=f"use one of: {', '.join(_DTYPES)}") from None
 
 
 def resolve_folder(name_or_path: str | os.PathLike) -> Path:

@@ -17,15 +17,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from .dtypes import from_safetensors
 from .errors import UnsafeFileError, ZooError
+from .files import atomic_dir
 from .pins import is_pickle
 
 CONFIG_NAME = "config.json"
@@ -90,21 +90,15 @@ class ZooModel(nn.Module):
         """
         from huggingface_hub import save_torch_model
 
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
-            save_torch_model(self, tmp, max_shard_size=max_shard_size, metadata={"architecture": self.architecture})
-            (tmp / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2) + "\n")
-            if card is None:
-                from .card import model_card
+        if card is None:
+            from .card import model_card
 
-                card = model_card(self.config_dict())
-            (tmp / CARD_NAME).write_text(card)
-            replace_dir(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            card = model_card(self.config_dict())
+        folder = Path(folder)
+        with atomic_dir(folder) as tmp:
+            save_torch_model(self, tmp, max_shard_size=max_shard_size, metadata={"architecture": self.architecture})
+            (tmp / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2) + "\n", encoding="utf-8")
+            (tmp / CARD_NAME).write_text(card, encoding="utf-8")
         return folder
 
 
@@ -118,17 +112,6 @@ def make_config(cls: type[ZooModel], values: dict):
             hint=f"valid keys: {', '.join(sorted(fields))}",
         )
     return cls.config_class(**values)
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst``, replacing an existing ``dst`` with no moment where neither exists complete."""
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)
 
 
 def refuse_pickles(folder: Path) -> None:
@@ -162,11 +145,6 @@ def weight_files(folder: Path) -> list[Path]:
     )
 
 
-_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-              "BOOL": torch.bool}
-
-
 def _read_cast(path: Path, keys, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
     """Read a safetensors file tensor by tensor with plain reads, casting each floating tensor on the way.
 
@@ -189,7 +167,7 @@ def _read_cast(path: Path, keys, dtype: torch.dtype, device: torch.device) -> di
             f.seek(8 + n + begin)
             if f.readinto(raw.numpy()) != end - begin:
                 raise ZooError(f"tensor {key!r} is truncated", where=str(path), hint="pull or convert again")
-            t = raw.view(_ST_DTYPES[info["dtype"]]).view(info["shape"])
+            t = raw.view(from_safetensors(info["dtype"], where=str(path))).view(info["shape"])
             target = dtype if t.is_floating_point() else t.dtype
             out[key] = t.to(device=device, dtype=target, copy=True)
     return out

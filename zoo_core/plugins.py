@@ -1,4 +1,4 @@
-"""Plugin discovery and the catalogue of what plugins registered.
+"""Plugin discovery, and the tables of specs (models, datasets, recipes, converters) plugins registered.
 
 Plugins are distributions with an entry point in the ``zoo`` group. Each one is
 imported, and each of its hooks called, on its own: a plugin that fails is
@@ -17,8 +17,8 @@ from importlib import metadata
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownNameError
-from .specs import ConverterSpec, DatasetSpec, ModelSpec, TrainerSpec
+from .errors import PluginError, did_you_mean
+from .specs import ConverterSpec, DatasetSpec, ModelSpec, RecipeSpec
 
 pm = pluggy.PluginManager("zoo")
 pm.add_hookspecs(hookspecs)
@@ -35,7 +35,7 @@ class PluginFailure:
 
 failures: list[PluginFailure] = []
 _loaded = False
-_catalogue: dict[str, dict] = {}
+_specs: dict[str, dict] = {}
 _warned = False
 
 
@@ -90,8 +90,8 @@ def call_each(hook_name: str, *, before=None, **kwargs) -> None:
 
 
 def _collect(hook_name: str, kind: type) -> dict:
-    if hook_name in _catalogue:
-        return _catalogue[hook_name]
+    if hook_name in _specs:
+        return _specs[hook_name]
     found: dict = {}
     current = {"plugin": ""}
 
@@ -111,7 +111,7 @@ def _collect(hook_name: str, kind: type) -> dict:
         found[spec.name] = spec
 
     call_each(hook_name, before=lambda name: current.update(plugin=name), register=register)
-    _catalogue[hook_name] = found
+    _specs[hook_name] = found
     return found
 
 
@@ -131,9 +131,9 @@ def datasets() -> dict[str, DatasetSpec]:
     return _collect("register_datasets", DatasetSpec)
 
 
-def trainers() -> dict[str, TrainerSpec]:
+def recipes() -> dict[str, RecipeSpec]:
     """Every registered training recipe, by name."""
-    return _collect("register_trainers", TrainerSpec)
+    return _collect("register_recipes", RecipeSpec)
 
 
 def converters() -> dict[str, ConverterSpec]:
@@ -144,11 +144,7 @@ def converters() -> dict[str, ConverterSpec]:
 def _lookup(table: dict, name: str, kind: str):
     if name in table:
         return table[name]
-    import difflib
-
-    close = difflib.get_close_matches(name, list(table), n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"`zoo list` shows the {kind}s you have"
-    raise UnknownNameError(f"unknown {kind} {name!r}", hint=hint)
+    raise did_you_mean(kind, name, table, otherwise=f"`zoo plugins` shows the {kind}s installed plugins register")
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -161,9 +157,9 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     return _lookup(datasets(), name, "dataset")
 
 
-def get_trainer_spec(name: str) -> TrainerSpec:
+def get_recipe_spec(name: str) -> RecipeSpec:
     """The training recipe registered as ``name``."""
-    return _lookup(trainers(), name, "training recipe")
+    return _lookup(recipes(), name, "training recipe")
 
 
 def get_converter_spec(name: str) -> ConverterSpec:
@@ -177,7 +173,7 @@ def reset() -> None:
     for name, _ in list(pm.list_name_plugin()):
         pm.unregister(name=name)
     failures.clear()
-    _catalogue.clear()
+    _specs.clear()
     _loaded = False
     _warned = False
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import RegistryError, UnknownNameError
+from .errors import RegistryError, did_you_mean
 from .pins import HubPin, check_repo_path, refuse_pickle
 
 MAIN_REGISTRY = Path(__file__).with_name("registry.yaml")
@@ -35,11 +35,6 @@ class Entry:
     convert: dict | None = None
     recipe: str | None = None
     source: str = ""  # the file (and line) that defined it
-
-    @property
-    def published(self) -> bool:
-        """Whether the weights are on the Hub."""
-        return self.hub is not None
 
     def to_json(self) -> dict:
         """A JSON-able view, as in the registry file."""
@@ -226,8 +221,18 @@ def get_entry(name: str) -> Entry:
     table = catalogue()
     if name in table:
         return table[name]
-    import difflib
+    raise did_you_mean("model", name, table, otherwise="`zoo list` shows the models in the catalogue")
 
-    close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]!r}?" if close else "`zoo list` shows the models in the catalogue"
-    raise UnknownNameError(f"unknown model {name!r}", hint=hint)
+
+def search(pattern: str | None = None, *, task: str | None = None) -> list[Entry]:
+    """Catalogue entries whose id matches ``pattern`` and whose task is ``task``.
+
+    ``pattern`` is a glob (``gpt2-*``) when it holds a glob character, else a
+    substring; None matches everything.
+    """
+    import fnmatch
+
+    if pattern and not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
+    return [e for e in catalogue().values()
+            if (not pattern or fnmatch.fnmatch(e.id, pattern)) and (not task or e.task == task)]

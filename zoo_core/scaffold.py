@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import keyword
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from string import Template
 
 from .errors import ZooError
+from .files import atomic_dir
 
 FILES = {
     "pyproject.toml": '''\
@@ -39,21 +38,56 @@ include = ["zoo_$pkg*"]
 """$title: a zoo plugin."""
 ''',
     "zoo_$pkg/hooks.py": '''\
-"""What this plugin adds to the zoo. No torch import here: `zoo list` must stay fast."""
+"""What this plugin adds to the zoo: registration only.
 
-from zoo_core import hookimpl
-from zoo_core.specs import ModelSpec
+No torch import here: `zoo --help` and `zoo list` import this module and must
+stay fast. Code is named by "module:Name" strings and imported when used.
+"""
+
+from zoo_core import DatasetSpec, ModelSpec, RecipeSpec, hookimpl
+
+TINY_CONFIG = {"dim": 16, "hidden": 8}  # small enough for the contract tests to run in milliseconds
+RECIPE_DEFAULTS = {"epochs": 20, "batch_size": 32, "lr": 3e-3, "eval_batch_size": 256}
 
 
 @hookimpl
 def register_models(register):
     register(ModelSpec(
-        name="$name",
-        target="zoo_$pkg.model:$cls",
-        task="regression",
-        summary="$title: a two-layer MLP to start from",
-        tiny_config={"dim": 4, "hidden": 8},
-    ))
+        name="$name", target="zoo_$pkg.model:$cls", task="regression",
+        summary="$title: a two-layer MLP to start from", tiny_config=dict(TINY_CONFIG)))
+
+
+@hookimpl
+def register_datasets(register):
+    register(DatasetSpec(
+        name="$name-synthetic", target="zoo_$pkg.data:${cls}Data",
+        summary="y = sin(x0) + x1 / 2 on Gaussian x, fixed splits (replace with your data)"))
+
+
+@hookimpl
+def register_recipes(register):
+    register(RecipeSpec(
+        name="$name", model="$name", dataset="$name-synthetic", step="zoo_$pkg.train:${cls}Step",
+        summary="fit the MLP with Adam, keep the best validation MSE", defaults=dict(RECIPE_DEFAULTS)))
+
+
+@hookimpl
+def register_registry_entries(register):
+    # The catalogue entry that `zoo train $name` fills: afterwards load_model("$name") finds it.
+    register({
+        "id": "$name", "architecture": "$name", "plugin": "$name", "task": "regression",
+        "summary": "$title trained here on its synthetic data", "license": "Apache-2.0",
+        "links": {"source": "https://example.org/zoo-$name"},  # change me: the paper, the code
+        "metrics": [], "hub": None, "recipe": "$name",
+        "weights": {"status": "not-published", "how": "train", "instructions": "Run `zoo train $name`."},
+    })
+
+
+@hookimpl
+def register_commands(cli):
+    from .cli import attach
+
+    attach(cli)
 ''',
     "zoo_$pkg/model.py": '''\
 """$title. Replace this MLP with your model; keep the config a dataclass."""
@@ -63,7 +97,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from zoo_core.model import ZooModel
+from zoo_core import ZooModel
 
 
 @dataclass
@@ -88,6 +122,78 @@ class $cls(ZooModel):
     def example_inputs(self, batch_size=2):
         return (torch.randn(batch_size, self.config.dim),)
 ''',
+    "zoo_$pkg/data.py": '''\
+"""The data of $title. Replace the synthetic regression with a loader for your dataset."""
+
+import torch
+
+from zoo_core import ZooDataset
+
+DIM = 16
+SIZES = {"train": 2048, "validation": 256, "test": 256}
+
+
+class ${cls}Data(ZooDataset):
+    name = "$name-synthetic"
+
+    def split(self, name):
+        self.check_split(name)
+        # Fixed per split, not per run seed: every run must be scored on the same test set.
+        g = torch.Generator().manual_seed(self.splits.index(name) + 1)
+        x = torch.randn(SIZES[name], DIM, generator=g)
+        y = torch.sin(x[:, 0]) + 0.5 * x[:, 1]
+        return torch.utils.data.TensorDataset(x, y)
+''',
+    "zoo_$pkg/train.py": '''\
+"""How $title trains: the loss of one batch and the validation metric; the core owns the loop."""
+
+import torch
+import torch.nn.functional as F
+
+from zoo_core import TrainStep
+
+
+class ${cls}Step(TrainStep):
+    monitor = "mse"  # the validation metric that picks the best model (lower is better)
+
+    def training_step(self, model, batch):
+        x, y = batch
+        return {"loss": F.mse_loss(model(x), y)}
+
+    @torch.no_grad()
+    def evaluate(self, model, loader):
+        total, n = 0.0, 0
+        for x, y in loader:
+            total += float(F.mse_loss(model(x), y, reduction="sum"))
+            n += len(y)
+        return {"mse": total / n}
+''',
+    "zoo_$pkg/cli.py": '''\
+"""The plugin's commands: `zoo $name-predict`."""
+
+import click
+
+
+def attach(cli):
+    """Add this plugin's commands to the `zoo` group (called from hooks.register_commands)."""
+
+    @cli.command("$name-predict")
+    @click.argument("values", nargs=-1, type=float, required=True)
+    @click.option("--model", "model_ref", default="$name", show_default=True,
+                  help="catalogue id or model folder")
+    def predict(values, model_ref):
+        """Predict y for one input vector of VALUES."""
+        import torch
+
+        from zoo_core import ZooError, load_model
+
+        model = load_model(model_ref)
+        if len(values) != model.config.dim:
+            raise ZooError(f"got {len(values)} values, the model takes {model.config.dim}",
+                           hint=f"pass {model.config.dim} numbers")
+        with torch.no_grad():
+            click.echo(f"{float(model(torch.tensor([values]))[0]):.6g}")
+''',
     "tests/test_contract.py": '''\
 from zoo_core.testing.contract import ContractTests
 
@@ -106,12 +212,26 @@ def test_forward_shape():
     assert model(torch.randn(3, 4)).shape == (3,)
 
 
-def test_config_round_trips(tmp_path):
-    from zoo_core.model import load_folder
+def test_save_and_load_round_trip(tmp_path):
+    from zoo_core import load_model
 
     model = $cls.from_config({"dim": 4, "hidden": 8})
     model.save_pretrained(tmp_path / "m")
-    assert load_folder(tmp_path / "m").config == model.config
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config == model.config
+    x = torch.randn(2, 4)
+    assert torch.equal(loaded(x), model.eval()(x))
+''',
+    "tests/test_train.py": '''\
+def test_training_beats_the_untrained_model_and_lands_in_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    from zoo_core import build_model, evaluate, load_model, train
+
+    train("$name", out=str(tmp_path / "run"), epochs=3, progress=False)
+    trained = load_model("$name")  # no path: training installed it in the zoo's local store
+    before = evaluate("$name", build_model("$name"), split="test")["mse"]
+    after = evaluate("$name", trained, split="test")["mse"]
+    assert after < 0.7 * before
 ''',
     "README.md": '''\
 # zoo-$name
@@ -125,6 +245,13 @@ $title, packaged for the zoo.
 - Licence: (licence of the code and of the weights)
 - Metrics: (value, dataset, protocol, where it came from)
 
+## Use
+
+```bash
+zoo train $name                 # trains, then installs the best model in the zoo's local store
+zoo $name-predict 0.5 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+```
+
 ## Develop
 
 ```bash
@@ -135,28 +262,53 @@ pytest tests
 }
 
 
+def _installed(dist_name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist_name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def create_plugin(name: str, directory: str | Path = ".") -> Path:
-    """Write ``zoo-<name>/`` under ``directory`` and return its path (atomically; never overwrites)."""
-    if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+    """Write ``zoo-<name>/`` under ``directory`` and return its path (atomically; never overwrites).
+
+    ``name`` may be given with or without the ``zoo-`` prefix. A name whose
+    distribution (``zoo-<name>``), package (``zoo_<name>``) or entry point is
+    already installed is refused: the two would shadow each other.
+    """
+    name = name.removeprefix("zoo-")
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", name) or name.endswith("-") or "--" in name:
         raise ZooError(f"plugin name {name!r} is not valid",
-                       hint="use lower-case letters, digits and '-', starting with a letter")
+                       hint="use lower-case letters, digits and single '-', starting with a letter")
     pkg = name.replace("-", "_")
     if keyword.iskeyword(pkg):
         raise ZooError(f"plugin name {name!r} is a Python keyword", hint="choose another name")
+    version = _installed(f"zoo-{name}")
+    if version is None:
+        import importlib.util
+
+        if importlib.util.find_spec(f"zoo_{pkg}") is not None:
+            version = "a package zoo_" + pkg
+    else:
+        version = f"zoo-{name} {version}"
+    from .plugins import load_plugins, pm
+
+    load_plugins()
+    if version is None and pm.has_plugin(name):
+        version = f"a plugin named {name!r}"
+    if version is not None:
+        raise ZooError(f"{version} is already installed; a new plugin called {name!r} would clash with it",
+                       hint="choose another name (`zoo plugins` lists the installed ones)")
     cls = "".join(part.capitalize() for part in name.split("-"))
     target = Path(directory) / f"zoo-{name}"
     if target.exists():
         raise ZooError("the folder already exists", where=str(target), hint="choose another name or --dir")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".zoo-{name}.", dir=target.parent))
     values = {"name": name, "pkg": pkg, "cls": cls, "title": cls}
-    try:
+    with atomic_dir(target) as tmp:
         for rel, text in FILES.items():
             path = tmp / Template(rel).substitute(values)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(Template(text).substitute(values))
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            path.write_text(Template(text).substitute(values), encoding="utf-8")
     return target

@@ -67,7 +67,7 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True)
-class TrainerSpec:
+class RecipeSpec:
     """A training recipe: model + dataset + the plugin's TrainStep + defaults.
 
     ``defaults`` holds the recipe's hyper-parameters (the keys of

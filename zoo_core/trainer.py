@@ -1,19 +1,37 @@
-"""The Trainer interface: the plugin owns one training step, the core owns the loop.
+"""Training: the plugin says what one step is, the core runs the loop.
 
-A plugin subclasses :class:`TrainStep` (what one optimisation step is, how to
-evaluate) and registers a :class:`zoo_core.specs.TrainerSpec` recipe. The core's
-:class:`Trainer` owns everything else: seeding, data loading and sharding,
-DistributedDataParallel under ``torchrun``, the progress bar, JSON-lines logs,
-safetensors checkpoints, resume, and model selection on validation metrics.
+A plugin subclasses :class:`TrainStep` (its losses, its optimizers, how to
+evaluate) and registers a :class:`zoo_core.specs.RecipeSpec`. The core's
+:class:`Trainer` owns the rest: seeding, data loading and sharding,
+DistributedDataParallel under ``torchrun``, gradient clipping, an EMA of the
+weights, the progress display, ``log.jsonl``, safetensors checkpoints with
+exact resume (:mod:`zoo_core.checkpoint`), validation on an epoch or a step
+schedule, model selection, and what the step asks for after a validation
+(:class:`Control`: reload the best weights, change the learning rate, ...).
+
+``train(NAME)`` runs a recipe and installs the best model in the zoo's local
+store; ``evaluate(NAME, model)`` scores a model with the recipe's metrics.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from . import distributed as dist
+from .checkpoint import TrainState, seed_everything
+from .ema import EMA
+from .errors import ZooError
+from .files import write_text
+
+__all__ = ["Control", "TrainConfig", "TrainStep", "Trainer", "Update", "evaluate", "seed_everything", "train"]
 
 
 @dataclass
@@ -21,31 +39,39 @@ class TrainConfig:
     """Hyper-parameters the core understands; recipe-specific ones go in ``extra``.
 
     ``batch_size`` is the global batch: under torchrun each of the N processes
-    takes ``batch_size // N`` examples of it.
+    takes ``batch_size // N`` examples of it. A run lasts ``epochs`` epochs, or
+    ``max_steps`` steps when that is set (over as many epochs as it takes).
+    Validation runs every ``eval_every`` epochs, or every ``eval_every_steps``
+    steps when that is set, and always after the last step.
     """
 
     out: str = "runs/model"
     epochs: int = 1
-    max_steps: int | None = None
+    max_steps: int | None = None  # iteration-based: train this many steps, epochs notwithstanding
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
     device: str = "auto"
     log_every: int = 50
-    checkpoint_every: int = 500  # steps; a checkpoint is also written after every epoch
-    keep_checkpoints: int = 2
-    eval_every: int = 1  # epochs
+    checkpoint_every: int = 500  # steps; a checkpoint is also written after every epoch and validation
+    keep_checkpoints: int = 2  # the newest N; 0 keeps all
+    eval_every: int | None = 1  # epochs; None or 0: only at the end (unless eval_every_steps)
+    eval_every_steps: int | None = None  # steps; replaces the epoch schedule when set
     eval_batch_size: int = 500
+    eval_max_batches: int | None = None  # validation during training reads at most this many batches
     limit_train: int | None = None  # use only the first N training examples
     limit_eval: int | None = None
     num_workers: int = 0
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
+    grad_clip: float | None = None  # clip each update's gradient norm (over its optimizers' parameters)
+    ema_decay: float | None = None  # keep an EMA of the weights; it is what gets evaluated and saved
     resume: bool = True  # continue from the newest checkpoint in ``out`` if there is one
     progress: bool = True
+    install: bool = True  # train(): copy the best model into the zoo's local store
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         """Known keys become fields; unknown ones go into ``extra``."""
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k: v for k, v in values.items() if k in names and k != "extra"}
@@ -54,426 +80,609 @@ class TrainConfig:
         return cls(**known, extra=extra)
 
 
+@dataclass(frozen=True)
+class Update:
+    """One optimizer update inside a training step.
+
+    ``loss`` names a method of the step, ``(model, batch) -> {"loss": tensor,
+    ...}``; ``optimizers`` names the entries of ``configure_optimizers()`` it
+    steps (None: all of them). Each update of a step gets a batch of its own.
+    """
+
+    loss: str = "training_step"
+    optimizers: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if isinstance(self.optimizers, str):
+            object.__setattr__(self, "optimizers", (self.optimizers,))
+        elif self.optimizers is not None:
+            object.__setattr__(self, "optimizers", tuple(self.optimizers))
+
+
 class TrainStep:
     """The plugin's half of training.
 
-    The core calls :meth:`training_step` once per batch with the (possibly
-    DDP-wrapped) model. By default the core then runs ``backward`` on the
-    returned ``"loss"`` and steps the single optimizer. A step that needs
-    control of its updates (a GAN's alternating D and G steps) sets
-    ``manual_optimization = True`` and calls backward and ``opt.step()``
-    itself; the core still checkpoints every optimizer it returned.
+    One training step runs each :class:`Update` of ``updates`` in turn: it
+    takes the next batch from the loader, zeroes the gradients of that
+    update's optimizers, calls the update's loss method with the plain model
+    (never a DDP wrapper: the core syncs gradients around it), runs backward on
+    ``"loss"``, clips the gradient norm to ``config.grad_clip`` when set, and
+    steps those optimizers. Then the schedulers step and the EMA updates. So an
+    epoch has ``len(loader) // len(updates)`` steps.
 
-    ``monitor`` names the metric of :meth:`evaluate` used to pick the best
-    model, and ``monitor_mode`` whether higher (``"max"``) or lower is better.
+    A GAN lists its updates, e.g. GAN-QP's two critic updates per generator
+    update, each on a fresh batch::
+
+        updates = (Update("d_loss", ("d",)), Update("d_loss", ("d",)), Update("g_loss", ("g",)))
+
+    The D loss should not backprop into G: detach the fakes or make them under
+    ``torch.no_grad()``. Gradient that reaches G there is wasted work (the G
+    update zeroes G's gradients before its own backward), and under torchrun it
+    is synchronised for nothing.
+
+    Other entries of a loss method's dict are logged (scalars only). With more
+    than one loss method, each method's ``"loss"`` is logged under the
+    method's name; values of an update that runs twice in a step are averaged.
+
+    ``monitor`` names the metric of :meth:`evaluate` that picks the best model
+    and ``monitor_mode`` whether higher (``"max"``) or lower is better.
+    ``find_unused_parameters`` is passed to DDP (None: the core turns it on
+    when the updates step different optimizers or some parameter is in none).
     """
 
-    manual_optimization: bool = False
+    updates: tuple[Update, ...] = (Update(),)
     monitor: str = "loss"
     monitor_mode: str = "min"
+    find_unused_parameters: bool | None = None
 
-    def __init__(self, model: torch.nn.Module, config: TrainConfig):
+    def __init__(self, model: nn.Module, config: TrainConfig):
         self.model = model
         self.config = config
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """Named optimizers; the names key their state in checkpoints."""
+        """Named optimizers over ``self.model``'s parameters; the names key checkpoints and ``Update.optimizers``."""
         return {"adam": torch.optim.Adam(self.model.parameters(), lr=self.config.lr)}
 
-    def training_step(self, model: torch.nn.Module, batch: Any, optimizers: dict) -> dict[str, torch.Tensor]:
-        """Compute the loss of one batch; return ``{"loss": tensor, ...}`` (other entries are logged)."""
+    def configure_schedulers(self, optimizers: dict) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        """Named learning-rate schedulers, stepped once per training step (default: none)."""
+        return {}
+
+    def training_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        """The loss of one batch: ``{"loss": tensor, ...other logged scalars}``."""
         raise NotImplementedError
 
     @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module, loader) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, loader) -> dict[str, float]:
         """Metrics over a whole split (validation during training, test in ``zoo eval``)."""
         raise NotImplementedError
 
-    def model_card(self, model, metrics: dict, state: dict) -> str | None:
+    def after_validation(self, control: Control, metrics: dict) -> None:
+        """Called after every validation with its metrics; act on the run through ``control`` (default: nothing).
+
+        Under torchrun every process calls it with the same metrics, and rank
+        0's actions are the ones taken everywhere.
+        """
+
+    def state_dict(self) -> dict:
+        """State the step keeps across validations (a patience counter, a stage), saved in checkpoints.
+
+        JSON-able values and tensors; default: none.
+        """
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` on resume."""
+
+    def model_card(self, model: nn.Module, metrics: dict, state: TrainState) -> str | None:
         """The README of the best model folder; None uses the core's default card.
 
         ``metrics`` are the validation metrics that made it the best; ``state``
-        says when: ``step``, ``epoch`` and ``elapsed`` (wall seconds of training).
+        says when (``state.step``, ``state.epochs_done``, ``state.elapsed`` in
+        wall seconds of training).
         """
         return None
 
 
+class Control:
+    """What :meth:`TrainStep.after_validation` may do to the run.
+
+    Calls are recorded and carried out right after ``after_validation``
+    returns, before the checkpoint of that step (so a resume from it is
+    exact), in this order whatever the order of the calls: reload the best
+    weights, reset the optimizers, set learning rates, reset the EMA, stop.
+    So ``reload_best(); reset_optimizers(); set_lr(lr / 10)`` restarts from
+    the best model with fresh optimizer state at a tenth of the rate.
+    ``state`` is the run's :class:`TrainState` (read it, do not change it).
+    """
+
+    def __init__(self, state: TrainState, optimizers: dict, has_ema: bool):
+        self.state = state
+        self._optimizers = optimizers
+        self._has_ema = has_ema
+        self.actions: list[tuple] = []
+
+    def lr(self, optimizer: str | None = None) -> float:
+        """The current learning rate of ``optimizer`` (default: the first), from its first param group."""
+        return float(self._optimizer(optimizer).param_groups[0]["lr"])
+
+    def reload_best(self) -> None:
+        """Load the best model's weights (the EMA's, with an EMA) into the trained model."""
+        if self.state.best_step is None:
+            raise ZooError("reload_best: no validation has produced a best model yet",
+                           hint="check that evaluate() returns the monitored metric (TrainStep.monitor)")
+        self.actions.append(("reload_best",))
+
+    def set_lr(self, lr: float, optimizer: str | None = None) -> None:
+        """Set the learning rate of every param group of ``optimizer`` (default: of all of them).
+
+        A scheduler of that optimizer takes ``lr`` as its base rate from then on.
+        """
+        if optimizer is not None:
+            self._optimizer(optimizer)
+        self.actions.append(("set_lr", float(lr), optimizer))
+
+    def reset_optimizers(self) -> None:
+        """Fresh optimizer state and hyper-parameters from ``configure_optimizers()`` (schedulers keep counting)."""
+        self.actions.append(("reset_optimizers",))
+
+    def reset_ema(self) -> None:
+        """Restart the EMA from the current weights (after a reload, from the best ones)."""
+        if not self._has_ema:
+            raise ZooError("reset_ema: this run keeps no EMA", hint="set ema_decay to keep one")
+        self.actions.append(("reset_ema",))
+
+    def stop(self) -> None:
+        """End the run after this validation (resuming it does not train further)."""
+        self.actions.append(("stop",))
+
+    def _optimizer(self, name: str | None):
+        if name is None:
+            return next(iter(self._optimizers.values()))
+        if name not in self._optimizers:
+            raise ZooError(f"no optimizer {name!r}", hint=f"configure_optimizers() returns: {', '.join(self._optimizers)}")
+        return self._optimizers[name]
+
+
 # --- the core's half: the loop -------------------------------------------------------------
 
-CHECKPOINT_DIR = "checkpoints"
-LOG_NAME = "log.jsonl"
-METRICS_NAME = "metrics.json"
-STATE_NAME = "trainer_state.json"
-TENSORS_NAME = "trainer_state.safetensors"
+
+class _Losses(nn.Module):
+    """What DDP wraps: holds the model, and ``forward(loss_name, batch)`` calls the step's loss method.
+
+    DDP's gradient hooks fire for whatever the loss touched, while the step
+    itself only ever sees the plain model.
+    """
+
+    def __init__(self, model: nn.Module, step: TrainStep):
+        super().__init__()
+        self.model = model
+        self.step = step
+
+    def forward(self, loss_name: str, batch):
+        return getattr(self.step, loss_name)(self.model, batch)
 
 
-def _dist():
-    import torch.distributed as dist
+@dataclass
+class _Run:
+    """Everything one ``fit`` holds."""
 
-    return dist if dist.is_available() and dist.is_initialized() else None
+    out: Path
+    device: str
+    rank: int
+    world: int
+    model: nn.Module
+    step: TrainStep
+    optimizers: dict
+    schedulers: dict
+    ema: Any
+    losses: nn.Module  # _Losses, DDP-wrapped under torchrun
+    update_optimizers: list  # per Update: the optimizer objects it steps
+    update_params: list  # per Update: the parameters it clips
+    dataset: Any
+    train: Any
+    val: Any
+    sampler: Any
+    loader: Any
+    local_batch: int
+    batches_per_epoch: int
+    total: int
+    state: TrainState
+    progress: Any = None
+    log: Any = None
 
+    @property
+    def finished(self) -> bool:
+        return self.state.stopped or self.state.step >= self.total
 
-def init_distributed(device: str) -> tuple[int, int]:
-    """Join the process group torchrun set up (``WORLD_SIZE`` > 1); return (rank, world size)."""
-    import os
-
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend=backend)
-    if _dist():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` becomes this rank's GPU when there is one, else the CPU."""
-    import os
-
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return "cpu"
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy (if present) and torch."""
-    import random
-
-    random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed % 2**32)
-    except ImportError:
-        pass
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
 
 
-class _SkipSampler(torch.utils.data.Sampler):
-    """Wraps a sampler and drops its first ``skip`` indices, to resume mid-epoch without loading them."""
+def _recipe_spec(recipe):
+    if isinstance(recipe, str):
+        from .plugins import get_recipe_spec
 
-    def __init__(self, inner):
-        self.inner, self.skip = inner, 0
-
-    def __iter__(self):
-        import itertools
-
-        return itertools.islice(iter(self.inner), self.skip, None)
-
-    def __len__(self):
-        return max(0, len(self.inner) - self.skip)
+        return get_recipe_spec(recipe)
+    return recipe
 
 
-def _flatten_optimizers(optimizers: dict) -> tuple[dict, dict]:
-    """Split optimizer state dicts into tensors (for safetensors) and JSON-able scalars."""
-    tensors, meta = {}, {}
-    for name, opt in optimizers.items():
-        sd = opt.state_dict()
-        scalars: dict = {}
-        for pid, state in sd["state"].items():
-            for key, value in state.items():
-                if torch.is_tensor(value):
-                    tensors[f"optim.{name}.{pid}.{key}"] = value.detach().cpu().contiguous()
-                else:
-                    scalars.setdefault(str(pid), {})[key] = value
-        meta[name] = {"param_groups": sd["param_groups"], "scalars": scalars}
-    return tensors, meta
+def build_model(recipe):
+    """A fresh model of the recipe's architecture and model config."""
+    from .plugins import get_model_spec
+
+    recipe = _recipe_spec(recipe)
+    return get_model_spec(recipe.model).load().from_config(dict(recipe.model_config))
 
 
-def _unflatten_optimizers(optimizers: dict, tensors: dict, meta: dict) -> None:
-    for name, opt in optimizers.items():
-        state: dict = {}
-        for pid, values in meta[name]["scalars"].items():
-            state.setdefault(int(pid), {}).update(values)
-        prefix = f"optim.{name}."
-        for key, value in tensors.items():
-            if key.startswith(prefix):
-                pid, _, field_name = key[len(prefix):].partition(".")
-                state.setdefault(int(pid), {})[field_name] = value
-        opt.load_state_dict({"state": state, "param_groups": meta[name]["param_groups"]})
+def build_dataset(recipe, config: TrainConfig):
+    """The recipe's dataset object (not yet split), with the run's seed."""
+    from .plugins import get_dataset_spec
+
+    recipe = _recipe_spec(recipe)
+    options = dict(recipe.dataset_options)
+    options.update(config.extra.get("dataset_options", {}))
+    return get_dataset_spec(recipe.dataset).load()(seed=config.seed, **options)
 
 
-def _rng_state() -> dict:
-    state = {"rng.torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            state[f"rng.cuda.{i}"] = s
-    return state
-
-
-def _set_rng_state(tensors: dict) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
+def _subset(data, limit):
+    if limit is not None and limit < len(data):
+        return torch.utils.data.Subset(data, range(limit))
+    return data
 
 
 class Trainer:
     """Runs a registered recipe: ``Trainer(recipe, config).fit()``.
 
     Runs unchanged under ``torchrun --nproc-per-node N``: each process takes
-    ``batch_size // N`` of every global batch (a DistributedSampler shards one
-    shuffled order, so the N shards of a step are exactly the examples one
-    process would see), DDP averages the gradients, and only rank 0 writes.
+    ``batch_size // N`` of every global batch (one shuffled order, sharded),
+    DDP averages the gradients, rank 0 validates and writes, and every process
+    takes the same :class:`Control` actions.
     """
 
-    def __init__(self, recipe, config: TrainConfig, *, model_overrides: dict | None = None):
-        self.recipe = recipe
+    def __init__(self, recipe, config: TrainConfig):
+        self.recipe = _recipe_spec(recipe)
         self.config = config
-        self.model_overrides = dict(recipe.model_config, **(model_overrides or {}))
-
-    # -- building blocks ---------------------------------------------------------------
 
     def build_model(self):
         """A fresh model of the recipe's architecture."""
-        from .plugins import get_model_spec
-
-        cls = get_model_spec(self.recipe.model).load()
-        return cls.from_config(self.model_overrides)
+        return build_model(self.recipe)
 
     def build_dataset(self):
         """The recipe's dataset object (not yet split)."""
-        from .plugins import get_dataset_spec
+        return build_dataset(self.recipe, self.config)
 
-        cls = get_dataset_spec(self.recipe.dataset).load()
-        options = dict(self.recipe.dataset_options)
-        options.update(self.config.extra.get("dataset_options", {}))
-        return cls(seed=self.config.seed, **options)
+    latest_checkpoint = staticmethod(ckpt.latest_checkpoint)
 
-    def _subset(self, data, limit):
-        if limit is not None and limit < len(data):
-            return torch.utils.data.Subset(data, range(limit))
-        return data
+    def fit(self) -> Path:
+        """Train (or resume); return the best model's folder, ``OUT/model``."""
+        run = self._prepare()
+        try:
+            while not run.finished:
+                self._train_epoch(run)
+        finally:
+            if run.progress is not None:
+                run.progress.close()
+            if run.log is not None:
+                run.log.close()
+        if run.rank == 0:
+            record = {"best": run.state.best_record(run.step.monitor), "history": run.state.history}
+            write_text(run.out / ckpt.METRICS_NAME, json.dumps(record, indent=2) + "\n")
+        dist.barrier()
+        return run.out / ckpt.BEST_NAME
 
-    # -- the loop ---------------------------------------------------------------------------
+    # -- setting up ---------------------------------------------------------------------
 
-    def fit(self):
-        """Train; return the folder of the best model (by the step's monitored metric)."""
-        import json
-        from pathlib import Path
-
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        from torch.utils.data import DataLoader
-        from torch.utils.data.distributed import DistributedSampler
-
+    def _prepare(self) -> _Run:
         cfg = self.config
-        device = resolve_device(cfg.device)
-        rank, world = init_distributed(device)
+        device = dist.resolve_device(cfg.device)
+        rank, world = dist.init_distributed(device)
         if cfg.batch_size % world:
-            from .errors import ZooError
-
             raise ZooError(f"global batch size {cfg.batch_size} does not split over {world} processes",
                            hint=f"use a batch size divisible by {world}")
-        out = Path(cfg.out)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
         model = self.build_model().to(device)
-        step_impl = self.recipe.load_step()(model, cfg)
-        optimizers = step_impl.configure_optimizers()
-        dataset = self.build_dataset()
-        train = self._subset(dataset.split("train"), cfg.limit_train)
-        val = self._subset(dataset.split("validation"), cfg.limit_eval)
+        step = self.recipe.load_step()(model, cfg)
+        optimizers = step.configure_optimizers()
+        schedulers = step.configure_schedulers(optimizers)
+        update_optimizers, update_params = self._resolve_updates(step, optimizers)
+        ema = EMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
+        data = self._data(rank, world, len(step.updates))
+        losses = _Losses(model, step)
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
 
-        sampler = _SkipSampler(DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True,
-                                                  seed=cfg.seed, drop_last=True))
-        # Its own generator keeps the DataLoader from drawing on the global RNG, which the step owns.
-        loader = DataLoader(train, batch_size=cfg.batch_size // world, sampler=sampler, drop_last=True,
-                            num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
-        steps_per_epoch = len(sampler.inner) // (cfg.batch_size // world)
-        if steps_per_epoch == 0:
-            from .errors import ZooError
-
-            raise ZooError(f"the training split has fewer than {cfg.batch_size} examples",
-                           hint="lower --batch-size or raise --limit-train")
-        wrapped = DDP(model) if world > 1 else model
-
-        import time
-
-        state = {"step": 0, "epoch": 0, "best": None, "history": [], "elapsed": 0.0}
-        ckpt = self.latest_checkpoint(out) if cfg.resume else None
-        if ckpt is not None:
-            state = self._load_checkpoint(ckpt, model, optimizers)
-            state.setdefault("elapsed", 0.0)
-        # Wall seconds of training so far, summed across resumed runs.
-        started = time.monotonic() - state["elapsed"]
-        self._clock = lambda: time.monotonic() - started
-        total = cfg.epochs * steps_per_epoch
-        if cfg.max_steps is not None:
-            total = min(total, cfg.max_steps)
-
-        bar = None
-        if rank == 0 and cfg.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, initial=state["step"], desc=self.recipe.name, unit="step", dynamic_ncols=True)
-        log = None
+            losses = DDP(losses, find_unused_parameters=self._find_unused(step, model, update_optimizers))
+        steps_per_epoch = data["batches_per_epoch"] // len(step.updates)
+        total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
+        out = Path(cfg.out)
+        run = _Run(out=out, device=device, rank=rank, world=world, model=model, step=step, optimizers=optimizers,
+                   schedulers=schedulers, ema=ema, losses=losses, update_optimizers=update_optimizers,
+                   update_params=update_params, total=total,
+                   state=TrainState(batches_per_epoch=data["batches_per_epoch"]), **data)
+        self._resume(run)
+        run.state.start_clock()
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
-            _truncate_log(out / LOG_NAME, state["step"])
-            log = (out / LOG_NAME).open("a")
-        try:
-            while state["step"] < total:
-                epoch = state["step"] // steps_per_epoch
-                sampler.inner.set_epoch(epoch)
-                sampler.skip = (state["step"] % steps_per_epoch) * (cfg.batch_size // world)
-                if hasattr(train, "set_epoch"):
-                    train.set_epoch(epoch)
-                elif hasattr(dataset, "set_epoch"):
-                    dataset.set_epoch(epoch)
-                model.train()
-                for batch in loader:
-                    batch = _to_device(batch, device)
-                    if not step_impl.manual_optimization:
-                        for opt in optimizers.values():
-                            opt.zero_grad(set_to_none=True)
-                    logs = step_impl.training_step(wrapped, batch, optimizers)
-                    if not step_impl.manual_optimization:
-                        logs["loss"].backward()
-                        for opt in optimizers.values():
-                            opt.step()
-                    state["step"] += 1
-                    if rank == 0:
-                        scalars = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in logs.items()}
-                        if bar is not None:
-                            bar.update(1)
-                            bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()}, refresh=False)
-                        if state["step"] % cfg.log_every == 0 or state["step"] == total:
-                            log.write(json.dumps({"step": state["step"], "epoch": epoch,
-                                                  "time": round(self._clock(), 3), **scalars}) + "\n")
-                            log.flush()
-                    end_of_epoch = state["step"] % steps_per_epoch == 0
-                    done = state["step"] >= total
-                    if end_of_epoch or done:
-                        if (epoch + 1) % cfg.eval_every == 0 or done:
-                            self._validate(step_impl, model, val, state, epoch, out, rank, log)
-                    if state["step"] % cfg.checkpoint_every == 0 or end_of_epoch or done:
-                        self._save_checkpoint(out, model, optimizers, state, rank)
-                    if done or end_of_epoch:
-                        break
-        finally:
-            if bar is not None:
-                bar.close()
-            if log is not None:
-                log.close()
-        if rank == 0:
-            (out / METRICS_NAME).write_text(json.dumps({"best": state["best"], "history": state["history"]},
-                                                       indent=2) + "\n")
-        if _dist():
-            _dist().barrier()
-        return out / "model"
+            ckpt.truncate_log(out / ckpt.LOG_NAME, run.state.step)
+            run.log = (out / ckpt.LOG_NAME).open("a", encoding="utf-8")
+            if cfg.progress:
+                from .progress import Progress
 
-    # -- validation and selection -----------------------------------------------------
+                run.progress = Progress(total, initial=min(run.state.step, total), desc=self.recipe.name)
+        return run
 
-    def _validate(self, step_impl, model, val, state, epoch, out, rank, log):
-        import json
-
-        if rank == 0:
-            # Evaluation must not shift the training RNG stream, or a resumed run would diverge.
-            rng = _rng_state()
-            loader = _eval_loader(val, self.config)
-            model.eval()
-            metrics = {k: float(v) for k, v in step_impl.evaluate(model, _DeviceLoader(loader, _device_of(model)))
-                       .items()}
-            model.train()
-            _set_rng_state(rng)
-            now = round(self._clock(), 3)
-            state["history"].append({"epoch": epoch, "step": state["step"], "time": now, **metrics})
-            log.write(json.dumps({"step": state["step"], "epoch": epoch, "time": now, "split": "validation",
-                                  **metrics}) + "\n")
-            log.flush()
-            value = metrics.get(step_impl.monitor)
-            better = value is not None and (
-                state["best"] is None
-                or (value > state["best"]["value"] if step_impl.monitor_mode == "max"
-                    else value < state["best"]["value"]))
-            if better:
-                state["best"] = {"metric": step_impl.monitor, "value": value, "step": state["step"],
-                                 "epoch": epoch, "metrics": metrics}
-                card = step_impl.model_card(model, metrics, {"step": state["step"], "epoch": epoch,
-                                                             "elapsed": round(self._clock(), 1)})
-                model.save_pretrained(out / "model", card=card)
-        if _dist():
-            _dist().barrier()
-
-    # -- checkpoints ------------------------------------------------------------------
+    def _data(self, rank: int, world: int, updates: int) -> dict:
+        """The splits, this rank's shard of the training order and its loader."""
+        cfg = self.config
+        dataset = self.build_dataset()
+        train = _subset(dataset.split("train"), cfg.limit_train)
+        val = _subset(dataset.split("validation"), cfg.limit_eval)
+        local_batch = cfg.batch_size // world
+        sampler = dist.train_sampler(train, rank=rank, world=world, seed=cfg.seed)
+        # Its own generator keeps the DataLoader from drawing on the global RNG, which the step owns.
+        loader = torch.utils.data.DataLoader(train, batch_size=local_batch, sampler=sampler, drop_last=True,
+                                             num_workers=cfg.num_workers,
+                                             generator=torch.Generator().manual_seed(cfg.seed))
+        batches_per_epoch = len(sampler.inner) // local_batch
+        if batches_per_epoch < updates:
+            raise ZooError(f"the training split has fewer than {cfg.batch_size * updates} examples "
+                           f"({updates} batch(es) of {cfg.batch_size} per step)",
+                           hint="lower --batch-size or raise --limit-train")
+        return {"dataset": dataset, "train": train, "val": val, "sampler": sampler, "loader": loader,
+                "local_batch": local_batch, "batches_per_epoch": batches_per_epoch}
 
     @staticmethod
-    def latest_checkpoint(out):
-        """The newest complete checkpoint folder under ``out``, or None."""
-        from pathlib import Path
+    def _resolve_updates(step: TrainStep, optimizers: dict) -> tuple[list, list]:
+        if not step.updates:
+            raise ZooError(f"{type(step).__name__}.updates is empty", hint="list at least one Update")
+        for name in optimizers:
+            if "." in name:
+                raise ZooError(f"optimizer name {name!r} contains a dot", hint="name optimizers without dots")
+        opts, params = [], []
+        for update in step.updates:
+            if not callable(getattr(step, update.loss, None)):
+                raise ZooError(f"{type(step).__name__} has no loss method {update.loss!r}",
+                               hint="Update.loss names a method (model, batch) -> {'loss': ...}")
+            names = update.optimizers if update.optimizers is not None else tuple(optimizers)
+            unknown = [n for n in names if n not in optimizers]
+            if unknown:
+                raise ZooError(f"Update({update.loss!r}) names unknown optimizer(s) {', '.join(unknown)}",
+                               hint=f"configure_optimizers() returns: {', '.join(optimizers)}")
+            chosen = [optimizers[n] for n in names]
+            seen: dict[int, torch.Tensor] = {}
+            for opt in chosen:
+                for group in opt.param_groups:
+                    for p in group["params"]:
+                        seen.setdefault(id(p), p)
+            opts.append(chosen)
+            params.append(list(seen.values()))
+        return opts, params
 
-        folder = Path(out) / CHECKPOINT_DIR
-        if not folder.is_dir():
-            return None
-        done = [p for p in folder.glob("step-*") if (p / STATE_NAME).is_file()]
-        return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+    @staticmethod
+    def _find_unused(step: TrainStep, model: nn.Module, update_optimizers: list) -> bool:
+        if step.find_unused_parameters is not None:
+            return bool(step.find_unused_parameters)
+        if len({tuple(id(o) for o in opts) for opts in update_optimizers}) > 1:
+            return True
+        stepped = {id(p) for opts in update_optimizers for o in opts for g in o.param_groups for p in g["params"]}
+        return any(p.requires_grad and id(p) not in stepped for p in model.parameters())
 
-    def _save_checkpoint(self, out, model, optimizers, state, rank):
-        import json
-        import shutil
-        import tempfile
-        from pathlib import Path
+    def _resume(self, run: _Run) -> None:
+        found = ckpt.latest_checkpoint(run.out) if self.config.resume else None
+        if found is None:
+            return
+        state, step_state = ckpt.load_checkpoint(found, model=run.model, optimizers=run.optimizers,
+                                                 schedulers=run.schedulers, ema=run.ema)
+        run.step.load_state_dict(step_state)
+        updates = len(run.step.updates)
+        if state.batches_per_epoch is None:  # a checkpoint from before TrainState: one batch per step
+            per_epoch = run.batches_per_epoch // updates
+            state.epoch, state.batch_in_epoch = divmod(state.step, per_epoch)
+            state.batch_in_epoch *= updates
+        elif state.batches_per_epoch != run.batches_per_epoch:
+            raise ZooError(f"{found} was written with {state.batches_per_epoch} batches per epoch, this run has "
+                           f"{run.batches_per_epoch}", hint="resume with the batch size and data limits that "
+                           "wrote it, or start over with --no-resume")
+        state.batches_per_epoch = run.batches_per_epoch
+        run.state = state
+        if run.rank == 0:
+            ckpt.restore_best(found, run.out)
+        dist.barrier()
 
-        from safetensors.torch import save_file
+    # -- the loop -----------------------------------------------------------------------
 
-        from .model import replace_dir
+    def _train_epoch(self, run: _Run) -> None:
+        st, updates = run.state, len(run.step.updates)
+        run.sampler.inner.set_epoch(st.epoch)
+        run.sampler.skip = st.batch_in_epoch * run.local_batch
+        if hasattr(run.train, "set_epoch"):
+            run.train.set_epoch(st.epoch)
+        elif hasattr(run.dataset, "set_epoch"):
+            run.dataset.set_epoch(st.epoch)
+        run.model.train()
+        batches = iter(run.loader)
+        while not run.finished:
+            epoch = st.epoch
+            outputs = self._train_step(run, [_to_device(next(batches), run.device) for _ in range(updates)])
+            st.batch_in_epoch += updates
+            end_of_epoch = st.batch_in_epoch + updates > run.batches_per_epoch
+            if end_of_epoch:
+                st.epoch, st.batch_in_epoch = st.epoch + 1, 0
+            self._log_step(run, outputs, epoch)
+            validate = self._validation_due(run, end_of_epoch, epoch)
+            if validate:
+                self._validate(run, epoch)
+            if validate or end_of_epoch or run.finished or st.step % self.config.checkpoint_every == 0:
+                self._checkpoint(run)
+            if end_of_epoch:
+                return
 
-        if rank == 0:
-            folder = Path(out) / CHECKPOINT_DIR
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / f"step-{state['step']:08d}"
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
+    def _train_step(self, run: _Run, batches: list) -> list[tuple[str, dict]]:
+        """One training step: every Update on its own batch, then schedulers, EMA and the step count."""
+        outputs = []
+        for update, opts, params, batch in zip(run.step.updates, run.update_optimizers, run.update_params, batches):
+            for opt in opts:
+                opt.zero_grad(set_to_none=True)
+            out = run.losses(update.loss, batch)
+            if not isinstance(out, dict) or "loss" not in out:
+                raise ZooError(f"{type(run.step).__name__}.{update.loss} must return a dict with a 'loss' tensor")
+            out["loss"].backward()
+            if self.config.grad_clip is not None:
+                clip_grad_norm(params, self.config.grad_clip)
+            for opt in opts:
+                opt.step()
+            outputs.append((update.loss, out))
+        for sched in run.schedulers.values():
+            sched.step()
+        if run.ema is not None:
+            run.ema.update(run.model)
+        run.state.step += 1
+        return outputs
+
+    def _validation_due(self, run: _Run, end_of_epoch: bool, epoch: int) -> bool:
+        cfg = self.config
+        if run.finished:
+            return True
+        if cfg.eval_every_steps:
+            return run.state.step % cfg.eval_every_steps == 0
+        return end_of_epoch and bool(cfg.eval_every) and (epoch + 1) % cfg.eval_every == 0
+
+    def _log_step(self, run: _Run, outputs: list, epoch: int) -> None:
+        if run.rank != 0:
+            return
+        st = run.state
+        if run.progress is not None:
+            run.progress.update(1)
+        if st.step % self.config.log_every == 0 or st.step == run.total:
+            scalars = _scalars(outputs)
+            if run.progress is not None:
+                run.progress.set_postfix(scalars)
+            self._write_log(run, {"step": st.step, "epoch": epoch, "time": round(st.tick(), 3), **scalars})
+
+    @staticmethod
+    def _write_log(run: _Run, record: dict) -> None:
+        run.log.write(json.dumps(record) + "\n")
+        run.log.flush()
+
+    # -- validation, selection, control -------------------------------------------------
+
+    def _validate(self, run: _Run, epoch: int) -> None:
+        st, step = run.state, run.step
+        metrics = None
+        if run.rank == 0:
+            # Evaluation must not shift the training RNG streams, or a resumed run would diverge.
+            rng = ckpt.capture_rng()
             try:
-                model.save_pretrained(tmp / "model", card="")
-                tensors, meta = _flatten_optimizers(optimizers)
-                tensors.update(_rng_state())
-                save_file(tensors, tmp / TENSORS_NAME)
-                state["elapsed"] = self._clock()
-                (tmp / STATE_NAME).write_text(json.dumps({**state, "optimizers": meta}, indent=1))
-                replace_dir(tmp, target)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            kept = sorted((p for p in folder.glob("step-*") if (p / STATE_NAME).is_file()),
-                          key=lambda p: int(p.name.split("-")[1]))
-            for old in kept[:-self.config.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        if _dist():
-            _dist().barrier()
+                metrics = _evaluate_model(step, run.eval_model, run.val, self.config, self.config.eval_max_batches)
+            finally:
+                ckpt.restore_rng(*rng)
+        metrics = dist.broadcast_object(metrics)
+        now = round(st.tick(), 3)
+        st.history.append({"epoch": epoch, "step": st.step, "time": now, **metrics})
+        if run.rank == 0:
+            self._write_log(run, {"step": st.step, "epoch": epoch, "time": now, "split": "validation", **metrics})
+        value = metrics.get(step.monitor)
+        if value is not None and (st.best_metric is None or (value > st.best_metric if step.monitor_mode == "max"
+                                                             else value < st.best_metric)):
+            st.best_metric, st.best_step, st.best_epoch, st.best_metrics = value, st.step, epoch, dict(metrics)
+            if run.rank == 0:
+                card = step.model_card(run.eval_model, metrics, st)
+                run.eval_model.save_pretrained(run.out / ckpt.BEST_NAME, card=card)
+        control = Control(st, run.optimizers, run.ema is not None)
+        step.after_validation(control, metrics)
+        # Rank 0's decision for everyone (this also waits for rank 0 to have saved the best model).
+        actions = dist.broadcast_object(control.actions)
+        if actions:
+            self._apply(run, actions, epoch)
 
-    def _load_checkpoint(self, folder, model, optimizers) -> dict:
-        import json
+    def _apply(self, run: _Run, actions: list, epoch: int) -> None:
+        kinds = {a[0] for a in actions}
+        if "reload_best" in kinds:
+            ckpt.load_weights(run.model, run.out / ckpt.BEST_NAME)
+        if "reset_optimizers" in kinds:
+            fresh = run.step.configure_optimizers()
+            for name, opt in run.optimizers.items():
+                opt.load_state_dict(fresh[name].state_dict())
+        for action in actions:
+            if action[0] == "set_lr":
+                _set_lr(run, action[1], action[2])
+        if "reset_ema" in kinds:
+            run.ema.reset(run.model)
+        if "stop" in kinds:
+            run.state.stopped = True
+        if run.rank == 0:
+            done = [" ".join(str(a) for a in action if a is not None) for action in actions]
+            self._write_log(run, {"step": run.state.step, "epoch": epoch, "time": round(run.state.tick(), 3),
+                                  "control": done})
 
-        from safetensors.torch import load_file
-
-        from .model import read_weights
-
-        model.load_state_dict(read_weights(folder / "model", device=_device_of(model)), strict=False)
-        model.tie_weights()
-        saved = json.loads((folder / STATE_NAME).read_text())
-        tensors = load_file(folder / TENSORS_NAME)
-        _unflatten_optimizers(optimizers, tensors, saved.pop("optimizers"))
-        _set_rng_state(tensors)
-        return saved
+    def _checkpoint(self, run: _Run) -> None:
+        if run.rank == 0:
+            run.state.tick()
+            ckpt.save_checkpoint(run.out, model=run.model, optimizers=run.optimizers, schedulers=run.schedulers,
+                                 state=run.state, ema=run.ema, step_state=run.step.state_dict(),
+                                 keep=self.config.keep_checkpoints)
+        dist.barrier()
 
 
-def _truncate_log(path, step: int) -> None:
-    """Drop log lines past ``step``: a run that died after its last checkpoint logged steps it will redo."""
-    import json
+def _set_lr(run: _Run, lr: float, name: str | None) -> None:
+    for opt_name, opt in run.optimizers.items():
+        if name is not None and opt_name != name:
+            continue
+        for group in opt.param_groups:
+            group["lr"] = lr
+            if "initial_lr" in group:
+                group["initial_lr"] = lr
+        for sched in run.schedulers.values():
+            if sched.optimizer is opt:
+                sched.base_lrs = [lr] * len(opt.param_groups)
 
-    if not path.is_file():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
-    if len(kept) != len(lines):
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(kept))
-        tmp.replace(path)
+
+def _scalars(outputs: list[tuple[str, dict]]) -> dict[str, float]:
+    """The logged figures of one step (see TrainStep: loss per method, repeats averaged)."""
+    several = len({name for name, _ in outputs}) > 1
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for name, out in outputs:
+        for key, value in out.items():
+            if torch.is_tensor(value):
+                if value.numel() != 1:
+                    continue
+                value = float(value.detach())
+            elif isinstance(value, (int, float)):
+                value = float(value)
+            else:
+                continue
+            key = name if several and key == "loss" else key
+            sums[key] = sums.get(key, 0.0) + value
+            counts[key] = counts.get(key, 0) + 1
+    return {k: sums[k] / counts[k] for k in sums}
+
+
+def clip_grad_norm(params, max_norm: float) -> torch.Tensor:
+    """Scale the gradients of ``params`` so their global 2-norm is at most ``max_norm``; return the norm before.
+
+    ``torch.nn.utils.clip_grad_norm_`` itself when every gradient is dense; a
+    sparse gradient (``nn.Embedding(sparse=True)``) is coalesced so that rows
+    repeated in the batch count once, and scaled like the rest.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    sparse = [g for g in grads if g.is_sparse]
+    if not sparse:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    dense = [g for g in grads if not g.is_sparse]
+    norms = [torch.linalg.vector_norm(g) for g in dense]
+    norms += [torch.linalg.vector_norm(g.coalesce().values()) for g in sparse]
+    total = torch.linalg.vector_norm(torch.stack([n.to(norms[0].device) for n in norms]))
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef.to(g.device))
+    return total
+
+
+# --- evaluation ----------------------------------------------------------------------------
 
 
 def _device_of(model) -> torch.device:
@@ -490,32 +699,93 @@ def _to_device(batch, device):
     return batch
 
 
-def _eval_loader(data, config: TrainConfig):
-    # A private generator: iterating a DataLoader otherwise draws a seed from the global RNG.
-    return torch.utils.data.DataLoader(data, batch_size=config.eval_batch_size,
-                                       generator=torch.Generator().manual_seed(config.seed))
-
-
 class _DeviceLoader:
-    """Moves each batch of a loader to a device."""
+    """Moves each batch of a loader to a device, stopping after ``max_batches`` when set."""
 
-    def __init__(self, loader, device):
-        self.loader, self.device = loader, device
+    def __init__(self, loader, device, max_batches: int | None = None):
+        self.loader, self.device, self.max_batches = loader, device, max_batches
 
     def __iter__(self):
-        return (_to_device(b, self.device) for b in self.loader)
+        for i, batch in enumerate(self.loader):
+            if self.max_batches is not None and i >= self.max_batches:
+                return
+            yield _to_device(batch, self.device)
 
     def __len__(self):
-        return len(self.loader)
+        n = len(self.loader)
+        return n if self.max_batches is None else min(n, self.max_batches)
+
+
+def _evaluate_model(step: TrainStep, model, data, config: TrainConfig, max_batches: int | None = None) -> dict:
+    # A private generator: iterating a DataLoader otherwise draws a seed from the global RNG.
+    loader = torch.utils.data.DataLoader(data, batch_size=config.eval_batch_size,
+                                         generator=torch.Generator().manual_seed(config.seed))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            metrics = step.evaluate(model, _DeviceLoader(loader, _device_of(model), max_batches))
+    finally:
+        model.train(was_training)
+    return {k: float(v) for k, v in metrics.items()}
 
 
 def evaluate(recipe, model, split: str = "test", config: TrainConfig | None = None) -> dict[str, float]:
-    """Evaluate a model on one split of the recipe's dataset with the recipe's step."""
+    """Score ``model`` on one split of the recipe's dataset with the recipe's ``TrainStep.evaluate``.
+
+    ``recipe`` is a recipe name or RecipeSpec; ``config`` defaults to the
+    recipe's defaults (its ``limit_eval``, ``eval_batch_size``, ``seed`` and
+    ``extra`` apply). The model is left in eval mode.
+    """
+    recipe = _recipe_spec(recipe)
     config = config or TrainConfig.from_dict(recipe.defaults)
-    trainer = Trainer(recipe, config)
-    data = trainer._subset(trainer.build_dataset().split(split), config.limit_eval)
-    step_impl = recipe.load_step()(model, config)
-    loader = _eval_loader(data, config)
+    data = _subset(build_dataset(recipe, config).split(split), config.limit_eval)
+    step = recipe.load_step()(model, config)
     model.eval()
-    with torch.no_grad():
-        return {k: float(v) for k, v in step_impl.evaluate(model, _DeviceLoader(loader, _device_of(model))).items()}
+    return _evaluate_model(step, model, data, config)
+
+
+# --- the whole thing -----------------------------------------------------------------------
+
+
+def train(name, config: TrainConfig | dict | None = None, **overrides) -> Path:
+    """Train recipe ``name`` and install its best model in the zoo's local store; return that folder.
+
+    ``config`` is a complete TrainConfig (used as given) or a dict; without
+    one, the recipe's defaults apply. ``overrides`` set TrainConfig fields (or
+    ``extra`` keys) on top; ``out`` defaults to ``runs/NAME``. Once the run has
+    finished, rank 0 copies ``OUT/model`` to ``local_model_dir(id)`` for every
+    catalogue entry whose ``recipe`` is ``name`` (unless ``install=False``),
+    so ``load_model(id)`` finds it. Without such an entry the model stays in
+    ``OUT/model``, which is then returned.
+    """
+    import sys
+
+    recipe = _recipe_spec(name)
+    if isinstance(config, TrainConfig):
+        values = dataclasses.asdict(config)
+    else:
+        values = dict(recipe.defaults)
+        values.setdefault("out", f"runs/{recipe.name}")
+        values.update(config or {})
+    values.update(overrides)
+    config = TrainConfig.from_dict(values)
+    best = Trainer(recipe, config).fit()
+    if not config.install or not (best / "config.json").is_file():
+        return best
+    from .registry import catalogue
+    from .store import local_model_dir
+
+    entries = [e for e in catalogue().values() if e.recipe == recipe.name]
+    if not entries:
+        if dist.is_main():
+            print(f"zoo: no catalogue entry names recipe {recipe.name!r}; the model stays in {best}",
+                  file=sys.stderr)
+        return best
+    if dist.is_main():
+        from .files import copy_dir
+
+        for entry in entries:
+            copy_dir(best, local_model_dir(entry.id))
+    dist.barrier()
+    return local_model_dir(entries[0].id)

@@ -61,8 +61,8 @@ class ContractTests:
         from zoo_core.trainer import TrainStep
 
         models, datasets = self._own(zoo.models()), self._own(zoo.datasets())
-        trainers, converters = self._own(zoo.trainers()), self._own(zoo.converters())
-        assert models or datasets or trainers or converters, f"{self.plugin} registers nothing"
+        recipes, converters = self._own(zoo.recipes()), self._own(zoo.converters())
+        assert models or datasets or recipes or converters, f"{self.plugin} registers nothing"
         for spec in models:
             cls = spec.load()
             assert cls.architecture == spec.name, f"{spec.target}.architecture != {spec.name!r}"
@@ -71,7 +71,7 @@ class ContractTests:
         for spec in datasets:
             cls = spec.load()
             assert issubclass(cls, ZooDataset) and cls.name == spec.name, spec.target
-        for spec in trainers:
+        for spec in recipes:
             assert issubclass(spec.load_step(), TrainStep), spec.step
             assert spec.model in zoo.models(), f"recipe {spec.name} names unknown model {spec.model!r}"
             assert spec.dataset in zoo.datasets(), f"recipe {spec.name} names unknown dataset {spec.dataset!r}"
@@ -88,7 +88,7 @@ class ContractTests:
                 continue
             assert entry.architecture in zoo.models(), f"{entry.id}: unknown architecture {entry.architecture!r}"
             if entry.recipe:
-                assert entry.recipe in zoo.trainers(), f"{entry.id}: unknown recipe {entry.recipe!r}"
+                assert entry.recipe in zoo.recipes(), f"{entry.id}: unknown recipe {entry.recipe!r}"
             if entry.convert:
                 assert entry.convert["converter"] in zoo.converters(), f"{entry.id}: unknown converter"
 

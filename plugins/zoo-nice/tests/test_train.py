@@ -1,4 +1,5 @@
-"""Training through the core's Trainer: it learns, resumes exactly, and DDP matches one process."""
+"""Training through the core's Trainer: it learns, resumes exactly, DDP matches one process, and
+``train`` installs the best model where ``load_model("nice-mnist")`` finds it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import textwrap
 import pytest
 import torch
 
+from zoo_core import load_model, train
 from zoo_core.model import load_folder
 from zoo_core.trainer import Trainer, evaluate, seed_everything
 from zoo_nice.train import bits_per_dim
@@ -66,9 +68,9 @@ def test_resume_continues_exactly(small_recipe, tmp_path, small_config):
 
 DDP_SCRIPT = textwrap.dedent("""
     import dataclasses, json, sys
-    from zoo_core.plugins import get_trainer_spec
+    from zoo_core.plugins import get_recipe_spec
     from zoo_core.trainer import TrainConfig, Trainer
-    recipe = dataclasses.replace(get_trainer_spec("nice-mnist"), model_config={{"hidden": 32, "hidden_layers": 2}})
+    recipe = dataclasses.replace(get_recipe_spec("nice-mnist"), model_config={{"hidden": 32, "hidden_layers": 2}})
     Trainer(recipe, TrainConfig.from_dict(json.loads({config!r}))).fit()
 """)
 
@@ -92,3 +94,19 @@ def test_ddp_two_processes_match_one(small_recipe, tmp_path, small_config):
     assert any(not torch.allclose(init[k], single[k]) for k in single)  # 10 steps moved the weights
     for key in single:
         assert torch.allclose(ddp[key], single[key], rtol=1e-5, atol=1e-6), (key, (ddp[key] - single[key]).abs().max())
+
+
+def test_train_installs_the_best_model_for_load_model(small_recipe, tmp_path, small_config, zoo_home, monkeypatch):
+    # The decoded MNIST stays in the session's cache; the model goes to a private ZOO_HOME.
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    config = small_config(tmp_path / "run", max_steps=4,
+                          dataset_options={"root": str(zoo_home / "datasets" / "mnist")})
+    installed = train(small_recipe, config)
+    assert installed == tmp_path / "home" / "models" / "nice-mnist"
+    best = load_folder(tmp_path / "run" / "model").state_dict()
+    model = load_model("nice-mnist")  # no path: the catalogue entry (hub: null) resolves to the local store
+    assert model.architecture == "nice"
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, best[key]), key
+    card = (installed / "README.md").read_text()
+    assert "4 steps" in card

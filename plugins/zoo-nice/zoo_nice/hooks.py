@@ -1,9 +1,11 @@
-"""zoo-nice's plugin hooks. No torch import at module level: ``zoo --help`` and ``zoo list`` stay fast."""
+"""zoo-nice's plugin hooks: registration only (the specs and their data; the commands live in cli.py).
+
+No torch import at module level: ``zoo --help`` and ``zoo list`` stay fast.
+"""
 
 from __future__ import annotations
 
-from zoo_core.hookspecs import hookimpl
-from zoo_core.specs import DatasetSpec, ModelSpec, TrainerSpec
+from zoo_core import DatasetSpec, ModelSpec, RecipeSpec, hookimpl
 
 # The paper's recipe (section 5.1). epochs = 1500 as in the paper; batch size is not reported
 # for MNIST, 128 is Su's.
@@ -39,8 +41,8 @@ def register_datasets(register):
 
 
 @hookimpl
-def register_trainers(register):
-    register(TrainerSpec(
+def register_recipes(register):
+    register(RecipeSpec(
         name="nice-mnist", model="nice", dataset="mnist", step="zoo_nice.train:NICEStep",
         summary="NICE on MNIST, the paper's recipe (logistic prior, Adam 1e-3, 1500 epochs, select on val LL)",
         defaults=dict(RECIPE_DEFAULTS)))
@@ -48,28 +50,7 @@ def register_trainers(register):
 
 @hookimpl
 def register_commands(cli):
-    import click
+    """``zoo sample nice-mnist`` (zoo_nice/cli.py)."""
+    from .cli import attach
 
-    @cli.commands["sample"].command("nice-mnist")
-    @click.option("--model", "model_name", required=True, help="model folder or registry name")
-    @click.option("--temperature", default=0.75, show_default=True, type=float,
-                  help="scale of the prior sample (Su uses 0.75)")
-    @click.option("-n", "n", default=64, show_default=True, type=click.IntRange(1, 10_000), help="number of samples")
-    @click.option("-o", "--out", default="grid.png", show_default=True, type=click.Path(dir_okay=False),
-                  help="PNG file to write")
-    @click.option("--seed", default=0, show_default=True, type=int)
-    @click.option("--device", default="cpu", show_default=True)
-    def sample_nice_mnist(model_name, temperature, n, out, seed, device):
-        """Sample NICE digits into a PNG grid of ceil(sqrt(n)) columns of 28x28 tiles."""
-        from zoo_core import load_model
-        from zoo_nice.sample import grid_shape, sample_grid
-
-        model = load_model(model_name, device=device)
-        if getattr(model, "architecture", None) != "nice":
-            from zoo_core.errors import ZooError
-
-            raise ZooError(f"{model_name} is a {getattr(model, 'architecture', type(model).__name__)} model, not nice",
-                           hint="pass a folder trained with `zoo train nice-mnist`")
-        path = sample_grid(model, n=n, temperature=temperature, seed=seed, out=out)
-        rows, cols = grid_shape(n)
-        click.echo(f"wrote {n} samples ({rows}x{cols} grid, {cols * 28}x{rows * 28} px) to {path}")
+    attach(cli)

@@ -26,12 +26,7 @@ import math
 
 import torch
 
-from zoo_core.trainer import TrainStep
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The NICE module inside a DistributedDataParallel wrapper (or the model itself)."""
-    return getattr(model, "module", model)
+from zoo_core import TrainStep, model_card
 
 
 def bits_per_dim(log_likelihood: float, dim: int) -> float:
@@ -59,17 +54,14 @@ class NICEStep(TrainStep):
                                                             for p in params)
         return {"adam": torch.optim.Adam(params, lr=self.config.lr, betas=betas, eps=eps, fused=fused or None)}
 
-    def training_step(self, model, batch, optimizers):
+    def training_step(self, model, batch):
         x = batch[0]  # (B, 784) in [0, 1]
-        # Call the (possibly DDP-wrapped) module itself so DDP's gradient hooks fire.
         h, log_det = model(x)  # (B, 784), (B,)
-        log_px = unwrap(model).prior_log_prob(h) + log_det  # (B,) nats
-        loss = -log_px.mean()
-        return {"loss": loss}
+        log_px = model.prior_log_prob(h) + log_det  # (B,) nats
+        return {"loss": -log_px.mean()}
 
     @torch.no_grad()
     def evaluate(self, model, loader):
-        model = unwrap(model)
         total, count = 0.0, 0
         for batch in loader:
             x = batch[0]
@@ -80,9 +72,6 @@ class NICEStep(TrainStep):
         return {"log_likelihood": ll, "bits_per_dim": bits_per_dim(ll, dim), "examples": float(count)}
 
     def model_card(self, model, metrics, state):
-        from zoo_core.card import model_card
-
-        model = unwrap(model)
         ll = metrics.get("log_likelihood")
         protocol = "mean log p(x) of x = (pixel + u)/256 in [0,1]^784, fixed evaluation noise"
         split = f"MNIST validation ({int(metrics.get('examples', 0)):,} images)"
@@ -94,10 +83,12 @@ class NICEStep(TrainStep):
         }
         cfg = self.config
         notes = (
-            "Trained with `zoo train nice-mnist` (zoo-nice) for {steps:,} steps ({epochs} epochs, {minutes:.1f} "
-            "minutes of training): Adam lr {lr}, betas ({b1}, {b2}), eps {eps}, global batch {bs}, seed {seed}. The paper (Dinh et al. 2014) reports 1980.50 nats on the MNIST "
-            "test set after 1500 epochs; run `zoo eval nice-mnist --model <this folder>` for the test figure."
-        ).format(steps=state["step"], epochs=state["epoch"] + 1, minutes=state["elapsed"] / 60, lr=cfg.lr, b1=cfg.extra.get("adam_beta1", 0.9), b2=cfg.extra.get("adam_beta2", 0.99),
+            "Trained with `zoo train nice-mnist` (zoo-nice) for {steps:,} steps ({epochs:g} epochs, {minutes:.1f} "
+            "minutes of training): Adam lr {lr}, betas ({b1}, {b2}), eps {eps}, global batch {bs}, seed {seed}. "
+            "The paper (Dinh et al. 2014) reports 1980.50 nats on the MNIST test set after 1500 epochs; run "
+            "`zoo eval nice-mnist --model <this folder>` for the test figure."
+        ).format(steps=state.step, epochs=round(state.epochs_done, 2), minutes=state.elapsed / 60, lr=cfg.lr,
+                 b1=cfg.extra.get("adam_beta1", 0.9), b2=cfg.extra.get("adam_beta2", 0.99),
                  eps=cfg.extra.get("adam_eps", 1e-4), bs=cfg.batch_size, seed=cfg.seed)
         return model_card(
             model.config_dict(), title="NICE on MNIST",

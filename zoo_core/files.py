@@ -1,0 +1,204 @@
+"""Atomic file and folder writes, and file hashing: the one place the zoo writes things into place.
+
+Every writer follows the same rules: write to a temporary sibling (same folder,
+so the final ``os.replace`` is a rename on one filesystem), fsync it, rename it
+over the target, fsync the parent folder, and remove the temporary on any
+failure, Ctrl-C included. Results get the permissions an ordinary ``open`` or
+``mkdir`` would give under the process umask (``tempfile`` makes 0600 files and
+0700 folders, which would leave a model saved by one user unreadable to others).
+
+Temporary names start with ``.`` and end with ``.partial``, so a reader that
+lists a folder can tell them from real content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+from .errors import IntegrityError
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (``os.umask`` can only be read by setting it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # not thread-safe, hence only a fallback for systems without /proc
+    os.umask(mask)
+    return mask
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return  # some filesystems (and Windows) cannot open folders; durability is best effort there
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _umask_mode(path: str | os.PathLike, mask: int) -> int:
+    executable = os.stat(path).st_mode & 0o111
+    return (0o777 if executable or os.path.isdir(path) else 0o666) & ~mask
+
+
+def _apply_umask(path: Path) -> None:
+    """Give a file or folder (and a folder's whole content) the modes ``open``/``mkdir`` would under the umask.
+
+    Folder contents are included because some writers (tempfile, and libraries
+    that write through it) make 0600 files whatever the umask.
+    """
+    mask = current_umask()
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                full = os.path.join(root, name)
+                if not os.path.islink(full):
+                    os.chmod(full, _umask_mode(full, mask))
+    os.chmod(path, _umask_mode(path, mask))
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "wb", *, fsync: bool = True,
+                encoding: str | None = None) -> Iterator[IO]:
+    """Open a temporary sibling of ``path`` for writing; on success it replaces ``path``.
+
+    ``mode`` is ``"wb"`` or ``"w"`` (text, UTF-8 unless ``encoding`` says
+    otherwise). If the block raises, ``path`` is untouched and the temporary
+    is removed.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_file mode must be 'wb' or 'w', not {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        text = mode == "w"
+        with os.fdopen(fd, mode, encoding=(encoding or "utf-8") if text else None) as f:
+            yield f
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        _apply_umask(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if fsync:
+        _fsync_path(path.parent, directory=True)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> Path:
+    """Atomically write ``data`` to ``path``."""
+    with atomic_file(path, "wb", fsync=fsync) as f:
+        f.write(data)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str, *, fsync: bool = True) -> Path:
+    """Atomically write UTF-8 ``text`` to ``path``."""
+    with atomic_file(path, "w", fsync=fsync) as f:
+        f.write(text)
+    return Path(path)
+
+
+def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Move folder ``src`` to ``dst``; an existing ``dst`` is replaced with no moment where neither is complete.
+
+    POSIX cannot rename a folder over a non-empty one, so the old ``dst`` is
+    first renamed aside, then removed once the new one is in place.
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", suffix=PARTIAL_SUFFIX, dir=dst.parent))
+        os.replace(dst, old / dst.name)
+        try:
+            os.replace(src, dst)
+        except BaseException:
+            os.replace(old / dst.name, dst)  # put the old one back: never leave neither
+            shutil.rmtree(old, ignore_errors=True)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+    _fsync_path(dst.parent, directory=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path]:
+    """Yield an empty temporary sibling folder of ``path``; on success it becomes ``path``.
+
+    Write the folder's whole content inside the block. An existing ``path`` is
+    replaced only once the new content is complete; if the block raises, the
+    temporary folder is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent))
+    try:
+        yield tmp
+        _apply_umask(tmp)
+        if fsync:
+            for root, _, names in os.walk(tmp):
+                for name in names:
+                    _fsync_path(Path(root) / name)
+                _fsync_path(Path(root), directory=True)
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def copy_dir(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Atomically copy folder ``src`` to ``dst`` (replacing it), hard-linking files where the filesystem allows.
+
+    Hard links make installing a multi-GB model into the local store free; the
+    zoo never modifies a file in place (every write replaces it), so a link
+    cannot leak a later change from one copy into the other.
+    """
+    src, dst = Path(src), Path(dst)
+
+    def link_or_copy(a, b):
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    with atomic_dir(dst) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=link_or_copy)
+    return dst
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_sha256(path: str | os.PathLike, expected: str) -> None:
+    """Raise IntegrityError if the file's sha256 is not ``expected``."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise IntegrityError(f"sha256 mismatch: expected {expected}, got {actual}", where=str(path),
+                             hint="the file is corrupt or not the one expected; reinstall or re-download it")

@@ -1,0 +1,61 @@
+"""Safety checks on repo ids and pins, done before any network access (and without it)."""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import ZooError
+from ..pins import HubPin, check_repo_path, refuse_pickle
+
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
+
+
+def check_repo_id(repo_id: str) -> None:
+    """Raise ZooError unless ``repo_id`` looks like ``org/name`` (and cannot climb out of the cache folder)."""
+    if not isinstance(repo_id, str) or not _REPO_ID_RE.match(repo_id) or ".." in repo_id:
+        raise ZooError(f"invalid Hub repo id {repo_id!r}", where=str(repo_id),
+                       hint="a repo id looks like 'org/name' (letters, digits, '-', '_', '.')")
+
+
+def check_pin(pin: HubPin) -> None:
+    """Validate a pin before any network access: repo id, 40-hex commit, safe non-pickle paths, hashes.
+
+    Raises ``UnsafeFileError`` for paths escaping the repo or pickle files, ``ZooError`` otherwise.
+    """
+    check_repo_id(pin.repo_id)
+    where = f"{pin.repo_id}@{pin.revision}"
+    if not isinstance(pin.revision, str) or not COMMIT_RE.match(pin.revision):
+        raise ZooError(f"the pin of {pin.repo_id} names revision {pin.revision!r}, not a 40-hex commit",
+                       where=pin.repo_id, hint="pin a commit sha (a branch can move under you)")
+    if pin.repo_type not in ("model", "dataset"):
+        raise ZooError(f"unsupported repo type {pin.repo_type!r}", where=where)
+    if not pin.files:
+        raise ZooError(f"the pin of {pin.repo_id} lists no files", where=where,
+                       hint="list every file the model needs with its sha256 and size")
+    seen = set()
+    for f in pin.files:
+        check_repo_path(f.path, where)
+        refuse_pickle(f.path, where)
+        if not re.fullmatch(r"[0-9a-f]{64}", str(f.sha256)) or int(f.size) < 0:
+            raise ZooError(f"bad sha256/size for {f.path} in the pin", where=where,
+                           hint="sha256 is 64 lowercase hex digits, size a byte count")
+        if f.path in seen:
+            raise ZooError(f"{f.path} is listed twice in the pin", where=where)
+        seen.add(f.path)
+
+
+def pin_paths_safe(pin: HubPin) -> bool:
+    """Whether the pin's repo id, commit and paths are safe to look up in the cache (no errors raised).
+
+    The read-only queries (``snapshot_path``, ``local_state``) use this; ``pull`` explains what is wrong.
+    """
+    try:
+        check_repo_id(pin.repo_id)
+        if not COMMIT_RE.match(str(pin.revision)):
+            return False
+        for f in pin.files:
+            check_repo_path(f.path, pin.repo_id)
+    except ZooError:
+        return False
+    return True

@@ -1,0 +1,82 @@
+"""The environment, read at call time: offline mode, cache folder, endpoint, token, client timeouts.
+
+``huggingface_hub`` reads ``HF_ENDPOINT``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``, ... once,
+at import time. The hub package reads them at call time instead: it passes ``endpoint=``
+and ``cache_dir=`` explicitly, decides offline mode itself, and before each client call
+:func:`sync_client` sets the client's ``HF_HUB_OFFLINE`` / ``HF_HUB_DISABLE_XET`` / timeout
+constants to what the environment says now. So env vars set by a test fixture, or by a
+user after import, take effect in the same process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+_sync_lock = threading.Lock()
+
+
+def env_true(name: str) -> bool:
+    """Whether env var ``name`` is set to 1 / ON / YES / TRUE (any case)."""
+    value = os.environ.get(name)
+    return value is not None and value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def is_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set now."""
+    return env_true("HF_HUB_OFFLINE") or env_true("TRANSFORMERS_OFFLINE")
+
+
+def hub_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The Hugging Face hub cache folder: ``cache_dir``, else ``HF_HUB_CACHE``, else ``HF_HOME/hub``.
+
+    Resolved like ``huggingface_hub.constants`` does, but from the environment as it is now.
+    """
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(os.path.expandvars(explicit)).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
+    return Path(os.path.expandvars(home)).expanduser() / "hub"
+
+
+def hub_endpoint(endpoint: str | None = None) -> str:
+    """The Hub to talk to: ``endpoint``, else ``HF_ENDPOINT`` (mirrors, test hubs), else https://huggingface.co."""
+    return (endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
+def token(value: str | bool | None) -> str | bool | None:
+    """The token to send: ``value`` if given (``False``: none), else ``HF_TOKEN`` / ``HUGGING_FACE_HUB_TOKEN``.
+
+    ``None`` lets the client fall back to the token saved by ``hf auth login``.
+    """
+    if value is not None:
+        return value
+    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
+
+
+def _as_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def sync_client() -> None:
+    """Make huggingface_hub's import-time constants agree with the environment as it is now."""
+    from huggingface_hub import constants
+
+    with _sync_lock:
+        constants.HF_HUB_OFFLINE = is_offline()
+        constants.HF_HUB_DISABLE_XET = env_true("HF_HUB_DISABLE_XET")
+        constants.HF_HUB_ETAG_TIMEOUT = _as_int(os.environ.get("HF_HUB_ETAG_TIMEOUT")) or constants.DEFAULT_ETAG_TIMEOUT
+        constants.HF_HUB_DOWNLOAD_TIMEOUT = (
+            _as_int(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT")) or constants.DEFAULT_DOWNLOAD_TIMEOUT)
+
+
+def etag_timeout() -> float:
+    """Seconds to wait for a metadata (HEAD / API) answer: ``HF_HUB_ETAG_TIMEOUT``, default 10."""
+    return float(_as_int(os.environ.get("HF_HUB_ETAG_TIMEOUT")) or 10)

@@ -1,0 +1,90 @@
+"""Pushing a model folder to the Hub, and the pin (registry ``hub`` block) that describes what was pushed.
+
+``push`` refuses pickle files before any network access; ``pin_for_folder`` hashes the local
+files, so the pin vouches for exactly the bytes that were uploaded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import ZooError
+from ..files import sha256_file
+from ..pins import FilePin, HubPin, check_repo_path, refuse_pickle
+from .checks import COMMIT_RE, check_repo_id
+from .download import translate
+from .env import hub_endpoint, is_offline, sync_client
+from .env import token as env_token
+
+#: what ``push`` never uploads: git metadata and the client's own upload cache
+UPLOAD_IGNORE = (".git", ".git/*", "*/.git", "*/.git/*", ".cache/huggingface", ".cache/huggingface/*",
+                 "*/.cache/huggingface", "*/.cache/huggingface/*")
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` that ``push`` uploads, sorted."""
+    out = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if p.is_dir() or any(fnmatch.fnmatch(rel, pat) for pat in UPLOAD_IGNORE):
+            continue
+        out.append(p)
+    return out
+
+
+def push(folder: str | os.PathLike, repo_id: str, *, token: str | bool | None = None, endpoint: str | None = None,
+         private: bool = False, message: str | None = None, repo_type: str = "model") -> str:
+    """Upload a model folder to the Hub and return the new commit sha (40 hex).
+
+    Creates the repo if needed (``HfApi.create_repo(exist_ok=True)``) and uploads with
+    ``HfApi.upload_folder``. Refuses folders holding pickle files (``UnsafeFileError``) before any
+    network access. Build the registry entry with ``pin_for_folder(folder, repo_id, commit)``.
+    """
+    folder = Path(folder)
+    check_repo_id(repo_id)
+    if not folder.is_dir():
+        raise ZooError(f"not a folder: {folder}", where=str(folder), hint="push a model folder (save_pretrained)")
+    files = folder_files(folder)
+    if not files:
+        raise ZooError("the folder is empty", where=str(folder))
+    for p in files:
+        refuse_pickle(p.relative_to(folder).as_posix(), str(folder))
+    if is_offline():
+        raise ZooError("cannot push while HF_HUB_OFFLINE is set", where=repo_id, hint="unset HF_HUB_OFFLINE")
+    from huggingface_hub import HfApi
+
+    endpoint_s = hub_endpoint(endpoint)
+    sync_client()
+    api = HfApi(endpoint=endpoint_s, token=env_token(token))
+    try:
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
+                                 commit_message=message or f"Upload {folder.name} with zoo")
+    except Exception as exc:
+        raise translate(exc, repo_id=repo_id, revision="main", endpoint=endpoint_s) from exc
+    if not info.oid or not COMMIT_RE.match(info.oid):
+        raise ZooError(f"the Hub did not return a commit for the upload to {repo_id}", where=endpoint_s)
+    return info.oid
+
+
+def pin_for_folder(folder: str | os.PathLike, repo_id: str, commit: str, *, repo_type: str = "model",
+                   files: Iterable[str] | None = None) -> HubPin:
+    """A ``HubPin`` for ``folder`` as pushed to ``repo_id`` at ``commit``: sha256 and size computed locally.
+
+    ``files`` restricts the pin to those relative paths (default: every file ``push`` uploads).
+    """
+    folder = Path(folder)
+    if files is None:
+        rels = [p.relative_to(folder).as_posix() for p in folder_files(folder)]
+    else:
+        rels = sorted(files)
+    pins = []
+    for rel in rels:
+        check_repo_path(rel, repo_id)
+        path = folder / rel
+        size = os.path.getsize(path)
+        pins.append(FilePin(path=rel, sha256=sha256_file(path), size=size))
+    return HubPin(repo_id=repo_id, revision=commit, files=tuple(pins), repo_type=repo_type)

@@ -1,0 +1,117 @@
+"""Verification shared by ``pull`` and ``pull_repo``: hash what is in the cache, compare it with what was expected.
+
+The client only checks sizes. Here every expected file's size and sha256 (or, for the non-LFS
+files of an unpinned repo, its git blob sha1) is checked after the download; what passes is
+recorded in the snapshot's :class:`~zoo_core.hub.cache.Marker`, so it is not hashed again until
+the blob changes on disk. What fails is reported to the caller, which evicts it and raises the
+:class:`~zoo_core.errors.IntegrityError` built by :func:`integrity_error`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import IntegrityError
+from .cache import Marker, RepoCache
+from .env import env_true
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What one file of a snapshot must be."""
+
+    path: str
+    size: int
+    sha256: str | None = None  # checked when given
+    git_sha1: str | None = None  # checked when given (non-LFS files listed by the tree API)
+
+
+def hash_file(path: str, *, git_sha1: bool = False, bar=None) -> tuple[str, str | None, int]:
+    """(sha256, git blob sha1 or None, size) of a file, read once; ``bar.update`` is called per chunk."""
+    size = os.path.getsize(path)
+    h = hashlib.sha256()
+    g = hashlib.sha1(b"blob %d\0" % size) if git_sha1 else None
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+            if g is not None:
+                g.update(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    return h.hexdigest(), g.hexdigest() if g is not None else None, size
+
+
+class _NullBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress_min() -> int:
+    # The threshold lives on the package as ``zoo_core.hub._HASH_PROGRESS_MIN`` (its name before the split),
+    # read at call time so that ``monkeypatch.setattr(hub, "_HASH_PROGRESS_MIN", 0)`` keeps working.
+    from . import _HASH_PROGRESS_MIN
+
+    return _HASH_PROGRESS_MIN
+
+
+def hash_bar(total: int, progress: bool, desc: str):
+    """A "verifying" progress bar for ``total`` bytes to hash; a no-op one when off or below the threshold."""
+    if not progress or total < _progress_min() or env_true("HF_HUB_DISABLE_PROGRESS_BARS"):
+        return _NullBar()
+    from huggingface_hub.utils import tqdm
+
+    # like the client's download bars: shown on a terminal (disable=None), forced on by TQDM_POSITION=-1
+    disable = False if os.environ.get("TQDM_POSITION") == "-1" else None
+    return tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=disable)
+
+
+def verify(expects: Sequence[Expect], *, repo: RepoCache, commit: str, marker: Marker,
+           progress: bool) -> tuple[list[tuple[Expect, str]], list[Expect]]:
+    """Check present files against expectations; record good ones in ``marker`` (not saved here).
+
+    Returns (bad: [(expect, reason)], missing: [expect]). Files the marker already vouches for are not re-hashed.
+    """
+    bad, missing, todo = [], [], []
+    for e in expects:
+        st = repo.stat(commit, e.path)
+        if st is None:
+            missing.append(e)
+        elif marker.recorded(e.path, st, sha256=e.sha256, size=e.size, git_sha1=e.git_sha1):
+            continue
+        elif st[1] != e.size:
+            bad.append((e, f"size {st[1]} != expected {e.size}"))
+        else:
+            todo.append((e, st))
+    bar = hash_bar(sum(st[1] for _, st in todo), progress, f"verifying {repo.repo_id}")
+    try:
+        for e, st in todo:
+            sha256, git_sha1, _ = hash_file(st[0], git_sha1=e.git_sha1 is not None, bar=bar)
+            if e.sha256 is not None and sha256 != e.sha256:
+                bad.append((e, f"sha256 {sha256} != expected {e.sha256}"))
+            elif e.git_sha1 is not None and git_sha1 != e.git_sha1:
+                bad.append((e, f"git blob sha1 {git_sha1} != expected {e.git_sha1}"))
+            else:
+                marker.record(e.path, st, sha256, git_sha1)
+    finally:
+        bar.close()
+    return bad, missing
+
+
+def integrity_error(repo_id: str, commit: str, endpoint: str, bad: list[tuple[Expect, str]],
+                    against: str) -> IntegrityError:
+    """The error for files that did not match ``against`` (the pin, or the hashes the Hub lists)."""
+    names = ", ".join(e.path for e, _ in bad)
+    details = "; ".join(f"{e.path}: {why}" for e, why in bad)
+    return IntegrityError(
+        f"{names} from {repo_id}@{commit[:12]} does not match {against} ({details}); "
+        "the bad download was removed from the cache",
+        where=f"{endpoint}/{repo_id}/tree/{commit}",
+        hint="pull again; if it fails again, the Hub (or the mirror in HF_ENDPOINT) serves other bytes than the "
+             "registry pins: check the mirror, or update the pin if the repo changed on purpose",
+    )

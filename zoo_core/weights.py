@@ -1,0 +1,122 @@
+"""Getting, listing and removing the weights of catalogue models: what ``zoo pull`` and ``zoo cache`` do, for Python.
+
+A model's weights live in one of two places: the Hugging Face cache (entries
+with a ``hub`` pin, pulled and sha256-verified) or the zoo's local store
+(``zoo_home()/models/<id>``: converted with ``pull(id, source=...)`` or
+trained with ``zoo train``). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ZooError
+from .pins import HubPin
+from .registry import Entry, catalogue, get_entry
+from .store import has_local_model, local_model_dir
+
+
+def model_state(entry: Entry | str) -> str:
+    """Where a model's weights stand here: verified, pulled, corrupt, absent, local or not published."""
+    entry = get_entry(entry) if isinstance(entry, str) else entry
+    if entry.hub is not None:
+        from . import hub
+
+        return hub.local_state(entry.hub)
+    return "local" if has_local_model(entry.id) else "not published"
+
+
+def pull(name: str, *, source: str | os.PathLike | None = None, options: dict | None = None) -> Path:
+    """Make a catalogue model's weights available here and return its model folder.
+
+    Without ``source``: download the entry's Hub files at the pinned commit and
+    verify every sha256 (a no-op when already verified); an entry with no Hub
+    weights returns its local-store folder, or raises saying how to get them.
+    With ``source``: run the entry's converter on ``source`` (for example a
+    TensorFlow checkpoint prefix you downloaded) into the local store;
+    ``options`` are passed to the converter on top of the entry's own.
+    """
+    entry = get_entry(name)
+    if source is not None:
+        if not entry.convert:
+            raise ZooError(f"{entry.id!r} has no converter, so its weights cannot be made from a source",
+                           where=entry.source, hint=f"`zoo info {entry.id}` says how to get its weights")
+        from .plugins import get_converter_spec
+
+        converter = get_converter_spec(entry.convert["converter"]).load()
+        opts = {**entry.convert.get("options", {}), **(options or {})}
+        return Path(converter(str(source), local_model_dir(entry.id), **opts))
+    if entry.hub is None:
+        from .loading import resolve_folder
+
+        return resolve_folder(entry.id)  # the local folder, or the clear "not published" error
+    from . import hub
+
+    return hub.pull(entry.hub)
+
+
+def pull_pinned(pin: HubPin, *, progress: bool = True) -> Path:
+    """Download and verify the files of a pin (a plugin's dataset, say) and return the snapshot folder."""
+    from . import hub
+
+    return Path(hub.pull(pin, progress=progress))
+
+
+@dataclass(frozen=True)
+class CachedCopy:
+    """One copy of a zoo model on this machine: a Hub snapshot or the local-store folder."""
+
+    id: str
+    path: Path
+    size: int  # bytes on disk
+    repo_id: str | None = None  # None for the local store
+    revision: str | None = None
+    verified: bool | None = None
+    pinned: bool | None = None  # whether this snapshot is the revision the catalogue pins
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def cached() -> list[CachedCopy]:
+    """Every copy of a catalogue model on this machine (``zoo cache ls``)."""
+    from . import hub
+
+    entries = catalogue()
+    by_repo = {e.hub.repo_id: e for e in entries.values() if e.hub}
+    out = []
+    for item in hub.cached_models():
+        entry = by_repo.get(item.repo_id)
+        if entry is None:
+            continue  # someone else's model in the shared Hugging Face cache
+        for rev in item.revisions:
+            out.append(CachedCopy(entry.id, Path(rev.snapshot_path), rev.size_on_disk, item.repo_id, rev.commit,
+                                  rev.verified, rev.commit == entry.hub.revision))
+    for entry in entries.values():
+        if has_local_model(entry.id):
+            folder = local_model_dir(entry.id)
+            out.append(CachedCopy(entry.id, folder, _folder_size(folder)))
+    return out
+
+
+def remove(name: str) -> int:
+    """Delete every copy of a catalogue model's weights on this machine; return the bytes freed."""
+    from . import hub
+
+    entry = get_entry(name)
+    freed = 0
+    if entry.hub:
+        freed += hub.remove(entry.hub.repo_id)
+    folder = local_model_dir(entry.id)
+    if folder.exists():
+        freed += _folder_size(folder)
+        # Rename first: a half-deleted folder must never look like a model to has_local_model.
+        doomed = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".removing", dir=folder.parent))
+        os.replace(folder, doomed / folder.name)
+        shutil.rmtree(doomed)
+    return freed
