@@ -90,7 +90,7 @@ def tf_convert(prefix: str, out_dir: Path) -> None:
           "ln_embed.bias": reader.get_tensor(e + "LayerNorm_embed_norm/beta")}
     for i in range(L):
         s = f"newslm/layer{i:02d}/"
-        g = lambda n: reader.get_tensor(s + n)  # noqa: E731
+        g = lambda n, s=s: reader.get_tensor(s + n)  # noqa: E731
         sd[f"h.{i}.attn.qkv.weight"] = np.ascontiguousarray(
             np.concatenate([g(f"{d}_layer/kernel").T for d in ("query", "key", "value")]))
         sd[f"h.{i}.attn.qkv.bias"] = np.concatenate([g(f"{d}_layer/bias") for d in ("query", "key", "value")])
@@ -190,7 +190,7 @@ def main() -> None:
     copy.unlink()
     run("cp .data (read + write)", ["cp", str(data), str(copy)])
     copy.unlink()
-    ours = ["-c", "import sys; from zoo_gpt2ml.convert_cli import convert_command; "
+    ours = ["-c", "import sys; from zoo_gpt2ml.cli import convert_command; "
                   "convert_command.main(sys.argv[1:], standalone_mode=True)"]
     for label, dtype, out, extra in [("ours fp32 --no-sha256", "float32", "mega-zoo-fp32", ["--no-sha256"]),
                                      ("ours fp32 (+ sha256 of .data)", "float32", "mega-zoo-fp32", []),

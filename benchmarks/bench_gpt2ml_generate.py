@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gpt2ml_load import CONFIGS, ensure_folders, rss_now, run_child, uptime  # noqa: E402
+from bench_gpt2ml_load import CONFIGS, ensure_folders, rss_now, run_child, uptime
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))  # timed generate calls per process; the best counts
 

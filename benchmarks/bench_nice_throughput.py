@@ -49,14 +49,15 @@ def matmul_products(cfg, batch: int):
 
 def training_step(cfg, batch: int, loader: bool, fused: bool = True):
     """A function doing one full NICEStep training step (forward, loss, backward, Adam)."""
-    from zoo_core.trainer import TrainConfig
+    from zoo_core import TrainConfig
+    from zoo_nice.hooks import RECIPE_DEFAULTS
     from zoo_nice.model import NICE
     from zoo_nice.train import NICEStep
 
     torch.manual_seed(0)
     model = NICE(cfg).train()
-    step = NICEStep(model, TrainConfig(batch_size=batch, lr=1e-3, extra={"adam_beta2": 0.99, "adam_eps": 1e-4,
-                                                                     "adam_fused": fused}))
+    recipe = TrainConfig.from_dict({**RECIPE_DEFAULTS, "batch_size": batch, "adam_fused": fused})
+    step = NICEStep(model, recipe)
     opt = step.configure_optimizers()["adam"]  # the recipe's optimizer (fused Adam)
     if loader:
         from zoo_nice.data import MNIST

@@ -17,7 +17,8 @@ def test_every_public_name_resolves():
 
 
 def test_importing_zoo_core_imports_no_torch():
-    code = "import sys, zoo_core; zoo_core.zoo_home; zoo_core.search; zoo_core.RecipeSpec; print('torch' in sys.modules)"
+    code = ("import sys, zoo_core; zoo_core.zoo_home; zoo_core.search; zoo_core.RecipeSpec;"
+            " print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

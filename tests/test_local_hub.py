@@ -204,7 +204,8 @@ def test_injected_failure_and_stall(local_hub):
 
     local_hub.stall("org/tiny", "model.safetensors", after_bytes=70_000)
     out = {}
-    t = threading.Thread(target=lambda: out.update(r=_raw(local_hub, "GET", "/org/tiny/resolve/main/model.safetensors")))
+    url = "/org/tiny/resolve/main/model.safetensors"
+    t = threading.Thread(target=lambda: out.update(r=_raw(local_hub, "GET", url)))
     t.start()
     assert local_hub.wait_until_sent("org/tiny", "model.safetensors", 70_000, timeout=5)
     time.sleep(0.1)

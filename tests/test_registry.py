@@ -85,7 +85,8 @@ def test_user_registry_adds_entries_and_collisions_name_both(tmp_path, monkeypat
         assert get_entry("demo").source == f"{user}:3"
         user.write_text(ENTRY.replace("id: demo", "id: nice-mnist"))
         catalogue.cache_clear()
-        with pytest.raises(RegistryError, match=r"'nice-mnist' is defined twice: at .*registry.yaml:\d+ and at .*mine.yaml:3"):
+        twice = r"'nice-mnist' is defined twice: at .*registry.yaml:\d+ and at .*mine.yaml:3"
+        with pytest.raises(RegistryError, match=twice):
             catalogue()
     finally:
         catalogue.cache_clear()

@@ -109,7 +109,8 @@ def test_updates_naming_unknown_optimizers_or_methods_are_refused():
 
 def test_ema_is_the_hand_computed_average_and_is_what_gets_evaluated_and_saved(zoo_plugins, tmp_path):
     decay = 0.8
-    cfg = {"epochs": 1, "lr": 0.05, "ema_decay": decay, "checkpoint_every": 1, "keep_checkpoints": 0, "eval_every_steps": 4}
+    cfg = {"epochs": 1, "lr": 0.05, "ema_decay": decay, "checkpoint_every": 1, "keep_checkpoints": 0,
+           "eval_every_steps": 4}
     best = _fit(zoo_plugins, "toy-fit", tmp_path, **cfg)
     ema = None
     for step in range(1, 9):

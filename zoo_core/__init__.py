@@ -32,9 +32,15 @@ _LAZY = {
     "did_you_mean": "errors",
 }
 
-__all__ = sorted(["ZooError", "RegistryError", "PluginError", "UnknownNameError", "IntegrityError",
-                  "UnsafeFileError", "hookimpl", "ModelSpec", "DatasetSpec", "RecipeSpec", "ConverterSpec",
-                  *_LAZY])
+__all__ = [
+    "Control", "ConverterSpec", "DatasetSpec", "FilePin", "HubPin", "IntegrityError", "ModelSpec",
+    "PluginError", "RecipeSpec", "RegistryError", "TrainConfig", "TrainState", "TrainStep", "Trainer",
+    "UnknownNameError", "UnsafeFileError", "Update", "ZooDataset", "ZooError", "ZooModel", "atomic_dir",
+    "atomic_file", "build_model", "cached", "copy_dir", "did_you_mean", "evaluate", "get_entry",
+    "has_local_model", "hookimpl", "load_model", "local_model_dir", "model_card", "model_state", "pull",
+    "pull_pinned", "remove", "replace_dir", "resolve_folder", "search", "sha256_file", "train",
+    "verify_sha256", "write_bytes", "write_text", "zoo_home",
+]
 
 
 def __getattr__(name):

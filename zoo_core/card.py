@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 
-def model_card(config: dict, *, title: str | None = None, summary: str = "", license: str | None = None,
+def model_card(config: dict, *, title: str | None = None, summary: str = "", license: str | None = None,  # noqa: A002
                metrics: dict | None = None, source: str | None = None, notes: str = "") -> str:
     """Render a model card with YAML front matter the Hub understands.
 

@@ -53,7 +53,7 @@ class ZooModel(nn.Module):
         self.config = config
 
     @classmethod
-    def from_config(cls, config: dict | Any | None = None, **overrides) -> "ZooModel":
+    def from_config(cls, config: dict | Any | None = None, **overrides) -> ZooModel:
         """Build an untrained model from a config (dataclass or dict) plus overrides."""
         if config is None:
             config = cls.config_class()

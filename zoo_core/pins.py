@@ -60,7 +60,7 @@ class HubPin:
     repo_type: str = "model"
 
     @classmethod
-    def from_dict(cls, d: dict) -> "HubPin":
+    def from_dict(cls, d: dict) -> HubPin:
         """Build from a registry entry's ``hub`` mapping (already schema-validated)."""
         files = tuple(FilePin(path=f["path"], sha256=f["sha256"], size=int(f["size"])) for f in d.get("files", []))
         return cls(repo_id=d["repo_id"], revision=d["revision"], files=files, repo_type=d.get("repo_type", "model"))

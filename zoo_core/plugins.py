@@ -56,7 +56,7 @@ def load_plugins() -> None:
         try:
             module = ep.load()
             pm.register(module, name=ep.name)
-        except Exception as exc:  # a broken plugin must not take the CLI down
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the CLI down
             failures.append(PluginFailure(ep.name, "import", f"{type(exc).__name__}: {exc}"))
 
 
@@ -85,7 +85,7 @@ def call_each(hook_name: str, *, before=None, **kwargs) -> None:
             impl.function(**kwargs)
         except PluginError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one plugin's broken hook must not hide the others
             failures.append(PluginFailure(impl.plugin_name, hook_name, f"{type(exc).__name__}: {exc}"))
 
 

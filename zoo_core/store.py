@@ -1,7 +1,8 @@
 """Where the zoo keeps what is not in the Hugging Face cache: converted and trained models.
 
-``ZOO_HOME`` (default ``~/.cache/zoo``) holds ``models/<id>/``, one model
-folder per catalogue id whose weights were produced locally (``zoo pull NAME --from``).
+``ZOO_HOME`` (default ``$XDG_CACHE_HOME/zoo``, else ``~/.cache/zoo``) holds
+``models/<id>/``, one model folder per catalogue id whose weights were produced
+here (``zoo pull NAME --from`` or ``zoo train``), and plugins' data caches.
 """
 
 from __future__ import annotations

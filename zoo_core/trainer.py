@@ -239,7 +239,8 @@ class Control:
         if name is None:
             return next(iter(self._optimizers.values()))
         if name not in self._optimizers:
-            raise ZooError(f"no optimizer {name!r}", hint=f"configure_optimizers() returns: {', '.join(self._optimizers)}")
+            raise ZooError(f"no optimizer {name!r}",
+                           hint=f"configure_optimizers() returns: {', '.join(self._optimizers)}")
         return self._optimizers[name]
 
 

@@ -76,7 +76,8 @@ def build_and_save(name: str, spec: dict, out_root: Path) -> None:
             else:
                 value = (0.5 / np.sqrt(shape[0])) * rng.standard_normal(shape) if kind == "kernel" \
                     else 0.3 * rng.standard_normal(shape)
-            return tf.get_variable(name, shape, tf.float32, initializer=tf.constant_initializer(value.astype(np.float32)))
+            return tf.get_variable(name, shape, tf.float32,
+                                   initializer=tf.constant_initializer(value.astype(np.float32)))
 
         def layer_norm(x, scope):
             with tf.variable_scope(scope):

@@ -58,13 +58,13 @@ def test_generate_streams_a_reproducible_continuation(zoo, model_folder):
 
 
 def test_generate_output_matches_the_model(zoo, model_folder):
-    from zoo_core.model import load_folder
+    from zoo_core import load_model
     from zoo_gpt2ml.tokenizer import GPT2MLTokenizer
 
     result = run(zoo, "generate", "gpt2-ml", "你好", "--model", str(model_folder), "--max-new-tokens", "10",
                  "--seed", "3", "--dtype", "fp32")
     tok = GPT2MLTokenizer.from_folder(model_folder)
-    model = load_folder(model_folder)
+    model = load_model(model_folder)
     g = torch.Generator().manual_seed(3)
     ids = model.generate(tok.encode("你好"), 10, generator=g)
     assert result.output == "你好" + tok.decode(ids[0, 2:]) + "\n"
@@ -86,7 +86,7 @@ def test_generate_without_vocab_says_what_to_do(zoo, model_folder, tmp_path):
     bare = tmp_path / "bare"
     shutil.copytree(model_folder, bare)
     (bare / "vocab.txt").unlink()
-    from zoo_core.errors import ZooError
+    from zoo_core import ZooError
 
     with pytest.raises(ZooError, match="vocab.txt"):
         run(zoo, "generate", "gpt2-ml", "你好", "--model", str(bare))
@@ -95,7 +95,7 @@ def test_generate_without_vocab_says_what_to_do(zoo, model_folder, tmp_path):
 
 
 def test_generate_rejects_a_too_long_request(zoo, model_folder):
-    from zoo_core.errors import ZooError
+    from zoo_core import ZooError
 
     with pytest.raises(ZooError, match="positions"):
         run(zoo, "generate", "gpt2-ml", "你好", "--model", str(model_folder), "--max-new-tokens", "100")
@@ -117,3 +117,21 @@ def test_hook_and_cli_modules_do_not_import_torch():
     code = ("import sys, zoo_gpt2ml, zoo_gpt2ml.hooks, zoo_gpt2ml.cli, zoo_gpt2ml.vocab; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("args, what, hint", [
+    (["你好", "--vocab", "bert"], "the vocabulary has 21128 tokens but the model only 8021 embedding rows",
+     "--vocab clue"),
+    (["", "--max-new-tokens", "3"], "the prompt encodes to no tokens", "give some text"),
+])
+def test_generate_errors_are_zoo_errors_with_what_to_do_next(model_folder, args, what, hint):
+    from zoo_core import ZooError
+    from zoo_core.cli import cli
+
+    result = CliRunner().invoke(cli, ["generate", "gpt2-ml", args[0], "--model", str(model_folder), *args[1:]])
+    assert result.exit_code == 1, result.output
+    assert f"Error: {what}" in result.output and "where:" in result.output and hint in result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(ZooError):  # the command itself raises ZooError, never click.ClickException
+        CliRunner().invoke(cli.commands["generate"].commands["gpt2-ml"], [args[0], "--model", str(model_folder),
+                                                                          *args[1:]], catch_exceptions=False)

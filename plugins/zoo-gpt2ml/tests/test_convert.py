@@ -15,11 +15,10 @@ from click.testing import CliRunner
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from zoo_core.errors import IntegrityError, ZooError
-from zoo_core.model import load_folder
+from zoo_core import IntegrityError, ZooError, load_model
 from zoo_gpt2ml import convert as conv
 from zoo_gpt2ml.convert import convert, convert_checkpoint
-from zoo_gpt2ml.convert_cli import convert_command
+from zoo_gpt2ml.cli import convert_command
 from zoo_gpt2ml.tf_bundle import TFBundle
 from zoo_gpt2ml.vocab import resolve_vocab
 
@@ -54,7 +53,7 @@ def test_maps_every_tensor_and_skips_slots(clue_fp32):
                       "eos_token_id": 102}
     w = weights(s.out_dir)
     tf = TFBundle(CLUE)
-    t = lambda name: torch.from_numpy(tf.read(name).copy())  # noqa: E731
+    t = lambda name: torch.from_numpy(tf.read(name).copy())
     assert torch.equal(w["wte.weight"], t("newslm/embeddings/word_embed"))
     assert torch.equal(w["wpe.weight"], t("newslm/embeddings/pos_embed"))
     assert torch.equal(w["ln_embed.weight"], t("newslm/embeddings/LayerNorm_embed_norm/gamma"))
@@ -79,7 +78,7 @@ def test_maps_every_tensor_and_skips_slots(clue_fp32):
 
 
 def test_output_loads_as_the_model(clue_fp32):
-    model = load_folder(clue_fp32.out_dir)
+    model = load_model(clue_fp32.out_dir)
     assert type(model).__name__ == "GPT2ML"
     assert set(model.state_dict()) == set(weights(clue_fp32.out_dir))
     logits = model(torch.tensor([[101, 2769, 4263]]))
@@ -136,8 +135,9 @@ def test_half_precision_outputs(tmp_path, clue_fp32, dtype, torch_dtype):
     for name, t in w16.items():
         assert t.dtype == torch_dtype
         assert torch.equal(t, w32[name].to(torch_dtype)), name  # round-to-nearest-even, as torch casts
-    assert (s.out_dir / "model.safetensors").stat().st_size < 0.55 * (clue_fp32.out_dir / "model.safetensors").stat().st_size
-    model = load_folder(s.out_dir)
+    size = (s.out_dir / "model.safetensors").stat().st_size
+    assert size < 0.55 * (clue_fp32.out_dir / "model.safetensors").stat().st_size
+    model = load_model(s.out_dir)
     assert model.wte.weight.dtype == torch_dtype
 
 
@@ -155,7 +155,7 @@ def test_sharded_output_with_hf_index(tmp_path, clue_fp32):
         assert (s.out_dir / shard).stat().st_size <= 100_000 + 4096 or len(load_file(s.out_dir / shard)) == 1
     ref = weights(clue_fp32.out_dir)
     assert all(torch.equal(w[k], ref[k]) for k in ref)
-    assert set(load_folder(s.out_dir).state_dict()) == set(ref)
+    assert set(load_model(s.out_dir).state_dict()) == set(ref)
 
 
 # -- atomicity ---------------------------------------------------------------------------
@@ -202,6 +202,21 @@ def test_interrupt_mid_conversion_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("umask, dir_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+def test_converted_folder_gets_the_umask_permissions(tmp_path, umask, dir_mode, file_mode):
+    import os
+
+    old = os.umask(umask)
+    try:
+        out = convert(CLUE, tmp_path / "model", num_heads=2, progress=False)
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == dir_mode  # not the 0700 of a bare temporary folder
+    for f in out.iterdir():
+        assert f.stat().st_mode & 0o777 == file_mode, f.name
+    assert leftovers(tmp_path) == []
+
+
 def test_existing_output_only_replaced_when_allowed(tmp_path):
     out = tmp_path / "model"
     out.mkdir()
@@ -231,7 +246,8 @@ def test_unknown_missing_and_misshapen_tensors():
     del gone["newslm/layer01/LayerNorm_mlp_ln1/beta"]
     with pytest.raises(ZooError, match="missing from the checkpoint, e.g. 'newslm/layer01/LayerNorm_mlp_ln1/beta'"):
         conv.plan(b, gone, config, "float32", 10**9)
-    with pytest.raises(ZooError, match="'newslm/layer00/intermediate/kernel' has shape \\[16, 64\\], expected \\[16, 32"):
+    with pytest.raises(ZooError,
+                       match="'newslm/layer00/intermediate/kernel' has shape \\[16, 64\\], expected \\[16, 32"):
         conv.plan(b, model, dict(config, intermediate_size=32), "float32", 10**9)
 
 
@@ -257,17 +273,29 @@ def test_not_a_gpt2ml_checkpoint():
 
 # -- command line ------------------------------------------------------------------------
 
+def zoo_convert(*args):
+    """``zoo convert gpt2-ml ARGS`` through the core's command group (which prints a ZooError and exits 1)."""
+    from zoo_core.cli import cli
+
+    return CliRunner().invoke(cli, ["convert", "gpt2-ml", *map(str, args)])
+
+
 def test_cli_converts_and_reports(tmp_path):
-    runner = CliRunner()
-    result = runner.invoke(convert_command, [str(CLUE.parent), str(tmp_path / "m"), "--heads", "2", "--dtype", "bf16",
-                                             "--quiet"])
+    result = zoo_convert(CLUE.parent, tmp_path / "m", "--heads", "2", "--dtype", "bf16", "--quiet")
     assert result.exit_code == 0, result.output
     assert "36 mapped into 28; skipped 50 Adafactor slots and global_step" in result.output
     assert "bfloat16" in result.output
-    again = runner.invoke(convert_command, [str(CLUE), str(tmp_path / "m"), "--heads", "2", "--quiet"])
-    assert again.exit_code == 1 and "already exists" in again.output and "--force" in again.output
-    bad = runner.invoke(convert_command, [str(tmp_path / "nope"), str(tmp_path / "n")])
-    assert bad.exit_code == 1 and "no checkpoint index" in bad.output
+    again = zoo_convert(CLUE, tmp_path / "m", "--heads", "2", "--quiet")
+    assert again.exit_code == 1 and "Error: the output folder already exists" in again.output
+    assert "next:" in again.output and "--force" in again.output
+    bad = zoo_convert(tmp_path / "nope", tmp_path / "n")
+    assert bad.exit_code == 1 and "Error:" in bad.output and "no checkpoint index" in bad.output
+    assert "Traceback" not in bad.output
+
+
+def test_command_raises_zoo_errors_not_click_exceptions(tmp_path):
+    result = CliRunner().invoke(convert_command, [str(tmp_path / "nope"), str(tmp_path / "n")])
+    assert isinstance(result.exception, ZooError) and result.exception.hint
 
 
 def test_cli_sigterm_mid_conversion_leaves_nothing(tmp_path, monkeypatch):
@@ -285,14 +313,14 @@ def test_cli_sigterm_mid_conversion_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(conv.Assembler, "add", terminated)
     before = signal.getsignal(signal.SIGTERM)
-    result = CliRunner().invoke(convert_command, [str(CLUE), str(tmp_path / "m"), "--heads", "2", "--quiet"])
+    result = zoo_convert(CLUE, tmp_path / "m", "--heads", "2", "--quiet")
     assert result.exit_code == 128 + signal.SIGTERM and len(calls) == 5
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) == before
 
 
 def test_cli_module_imports_without_torch():
-    code = "import sys, zoo_gpt2ml.convert_cli; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, zoo_gpt2ml.cli; assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).parents[1])
     assert proc.returncode == 0, proc.stderr

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo_core.errors import ZooError
+from zoo_core import ZooError
 from zoo_gpt2ml.generate import generate, top_p_filter
 from zoo_gpt2ml.model import GPT2ML, GPT2MLConfig
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from zoo_core.errors import ZooError
+from zoo_core import ZooError
 from zoo_gpt2ml.model import GPT2ML, GPT2MLConfig, num_parameters
 
 TINY = dict(vocab_size=97, max_position_embeddings=32, hidden_size=48, num_hidden_layers=3,
@@ -174,19 +174,19 @@ def test_bad_config_is_a_clear_error():
 
 
 def test_save_and_load_folder_round_trip(tmp_path):
-    from zoo_core.model import load_folder
+    from zoo_core import load_model
 
     model = make_model()
     model.save_pretrained(tmp_path / "m")
-    loaded = load_folder(tmp_path / "m", dtype=torch.bfloat16)
+    loaded = load_model(tmp_path / "m", dtype=torch.bfloat16)
     assert loaded.wte.weight.dtype == torch.bfloat16
     ids = torch.randint(0, TINY["vocab_size"], (1, 6))
     with torch.no_grad():
-        assert torch.equal(load_folder(tmp_path / "m")(ids), model(ids))
+        assert torch.equal(load_model(tmp_path / "m")(ids), model(ids))
 
 
 def test_decode_layout_keeps_values_and_saves_contiguous(tmp_path):
-    from zoo_core.model import load_folder
+    from zoo_core import load_model
 
     model = make_model()
     ids = torch.randint(0, TINY["vocab_size"], (1, 7))
@@ -197,7 +197,7 @@ def test_decode_layout_keeps_values_and_saves_contiguous(tmp_path):
         torch.testing.assert_close(model(ids), before, rtol=1e-5, atol=1e-5)
     assert all(t.is_contiguous() for t in model.state_dict().values())
     model.save_pretrained(tmp_path / "m")
-    loaded = load_folder(tmp_path / "m")  # weights memory-mapped from the file: re-laid out in their own pages
+    loaded = load_model(tmp_path / "m")  # weights memory-mapped from the file: re-laid out in their own pages
     loaded.set_decode_layout()
     assert not loaded.h[1].attn.qkv.weight.is_contiguous()
     with torch.no_grad():

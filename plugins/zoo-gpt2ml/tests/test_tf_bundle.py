@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo_core.errors import IntegrityError, ZooError
+from zoo_core import IntegrityError, ZooError
 from zoo_gpt2ml import tf_bundle
 from zoo_gpt2ml.tf_bundle import TFBundle, mask_crc, masked_crc32c, resolve_prefix
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zoo_core.model import load_folder
+from zoo_core import load_model
 from zoo_gpt2ml.convert import convert
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -31,7 +31,7 @@ def converted(request, tmp_path_factory):
 
 def test_logits_match_tensorflow(converted):
     folder, ref = converted
-    model = load_folder(folder)
+    model = load_model(folder)
     with torch.no_grad():
         logits = model(ref["input_ids"])
     assert logits.shape == ref["logits"].shape
@@ -41,7 +41,7 @@ def test_logits_match_tensorflow(converted):
 def test_cached_decoding_matches_tensorflow(converted):
     """Token by token through the KV cache: positions must be offset by the cache length."""
     folder, ref = converted
-    model = load_folder(folder)
+    model = load_model(folder)
     ids = ref["input_ids"]
     cache = model.new_cache(ids.shape[0], ids.shape[1])
     with torch.no_grad():
@@ -55,7 +55,7 @@ def test_bfloat16_conversion_stays_close(converted, tmp_path):
     prefix, vocab = CASES[fixture]
     bf16 = convert(FIXTURES / fixture / prefix, tmp_path / "bf16", dtype="bfloat16", vocab=vocab, num_heads=2,
                    sha256=False, progress=False)
-    model = load_folder(bf16)
+    model = load_model(bf16)
     assert model.wte.weight.dtype == torch.bfloat16
     with torch.no_grad():
         logits = model.float()(ref["input_ids"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo_core.errors import IntegrityError, ZooError
+from zoo_core import IntegrityError, ZooError
 from zoo_gpt2ml import vocab as vocab_mod
 from zoo_gpt2ml.tokenizer import GPT2MLTokenizer
 from zoo_gpt2ml.vocab import VOCABS, read_vocab, resolve_vocab
@@ -154,3 +154,27 @@ def test_download_failure_says_what_to_do(tmp_path, monkeypatch):
         resolve_vocab("clue")
     assert VOCABS["clue"].sha256 in str(info.value)
     assert list((tmp_path / "home" / "vocab").iterdir()) == []
+
+
+def test_downloaded_vocab_follows_xdg_cache_home_without_zoo_home(tmp_path, monkeypatch):
+    real = vocab_mod.packaged_path("clue").read_bytes()
+    monkeypatch.delenv("ZOO_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(vocab_mod, "packaged_path", lambda name: tmp_path / "not-packaged" / name)
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout=None: _Response(real))
+    assert resolve_vocab("clue") == tmp_path / "xdg" / "zoo" / "vocab" / "clue-vocab.txt"
+
+
+def test_downloaded_vocab_gets_the_umask_permissions(tmp_path, monkeypatch):
+    import os
+
+    real = vocab_mod.packaged_path("clue").read_bytes()
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(vocab_mod, "packaged_path", lambda name: tmp_path / "not-packaged" / name)
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout=None: _Response(real))
+    old = os.umask(0o022)
+    try:
+        path = resolve_vocab("clue")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # not the 0600 of a bare temporary file

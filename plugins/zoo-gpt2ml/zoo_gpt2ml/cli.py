@@ -1,7 +1,9 @@
-"""``zoo generate gpt2-ml`` (and the hook-up of ``zoo convert gpt2-ml``).
+"""The plugin's commands: ``zoo generate gpt2-ml`` and ``zoo convert gpt2-ml``.
 
-Importing this module costs only click: torch and the model are imported
-inside the command body.
+Importing this module costs only click (hooks.py attaches the commands while
+``zoo --help`` runs): torch, the model and the converter are imported inside
+the command bodies. Errors are raised as ``zoo_core.ZooError``; the core's
+command group prints them as "Error: ..." and exits 1.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ DECODE_MODES = ("original", "clean")
 
 def attach(cli: click.Group) -> None:
     """Add the plugin's sub-commands to the core's ``generate`` and ``convert`` groups."""
-    from .convert_cli import convert_command
-
     cli.commands["generate"].add_command(generate_command, "gpt2-ml")
     cli.commands["convert"].add_command(convert_command, "gpt2-ml")
 
@@ -53,7 +53,7 @@ def generate_command(prompt, model_ref, max_new_tokens, top_p, top_p_mode, tempe
     if threads:
         torch.set_num_threads(threads)
 
-    from zoo_core.loading import load_model, resolve_folder
+    from zoo_core import ZooError, load_model, resolve_folder
 
     from .tokenizer import GPT2MLTokenizer
 
@@ -61,13 +61,18 @@ def generate_command(prompt, model_ref, max_new_tokens, top_p, top_p_mode, tempe
     tokenizer = GPT2MLTokenizer.from_vocab(vocab) if vocab else GPT2MLTokenizer.from_folder(folder)
     model = load_model(folder, device=device, dtype=dtype)
     if getattr(model, "architecture", None) != "gpt2-ml":
-        raise click.ClickException(f"{model_ref} is a {getattr(model, 'architecture', '?')} model, not gpt2-ml")
+        raise ZooError(f"{model_ref} is a {getattr(model, 'architecture', '?')} model, not gpt2-ml", where=str(folder),
+                       hint="pass --model gpt2-ml (the catalogue model) or a folder made by `zoo convert gpt2-ml`")
     if len(tokenizer) > model.config.vocab_size:
-        raise click.ClickException(f"vocab.txt has {len(tokenizer)} tokens but the model only "
-                                   f"{model.config.vocab_size} embedding rows: they do not belong together")
+        raise ZooError(f"the vocabulary has {len(tokenizer)} tokens but the model only "
+                       f"{model.config.vocab_size} embedding rows: they do not belong together",
+                       where=str(vocab) if vocab else str(folder / "vocab.txt"),
+                       hint="use the vocab the checkpoint was trained with: --vocab clue for model.ckpt-220000 "
+                            "(8021 rows), --vocab bert for model.ckpt-100000 (21130 rows)")
     ids = tokenizer.encode(prompt)
     if not ids:
-        raise click.ClickException("the prompt encodes to no tokens; give some text to continue")
+        raise ZooError("the prompt encodes to no tokens", where=f"prompt {prompt!r}",
+                       hint="give some text to continue (Chinese characters, words or digits)")
     # Rows past the vocabulary (the legacy model has 21130 rows for 21128 tokens) have no text: never sample them.
     ignore = [model.config.pad_token_id, *range(len(tokenizer), model.config.vocab_size)]
     eos = model.config.eos_token_id if eos_token_id is None else eos_token_id
@@ -86,6 +91,46 @@ def generate_command(prompt, model_ref, max_new_tokens, top_p, top_p_mode, tempe
                        eos_token_id=eos, ignore_ids=ignore, min_new_tokens=min_new_tokens,
                        generator=generator, streamer=printer)
         click.echo()
+
+
+@click.command("gpt2-ml")
+@click.argument("source", metavar="CHECKPOINT")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "fp32", "fp16", "bf16"]),
+              default="float32", show_default=True, help="Dtype of the written weights.")
+@click.option("--vocab", default="clue", show_default=True, metavar="clue|bert|PATH",
+              help="Vocabulary to ship: clue (8021 tokens, model.ckpt-220000), bert (21128 tokens, "
+                   "model.ckpt-100000) or a vocab.txt path.")
+@click.option("--heads", type=click.IntRange(min=1), default=None,
+              help="Attention heads (default: hidden size / 64, as in every released config).")
+@click.option("--sha256/--no-sha256", default=True, show_default=True,
+              help="Hash the .data file(s) while converting (same pass; recorded in the model card).")
+@click.option("--max-shard-size", default="2GB", show_default=True, help="Largest safetensors shard.")
+@click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists (atomically, only once done).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def convert_command(source, out_dir, dtype, vocab, heads, sha256, max_shard_size, force, quiet):
+    """Convert a GPT2_ML TensorFlow checkpoint into a zoo model folder, without TensorFlow.
+
+    CHECKPOINT is the checkpoint prefix (e.g. /data/model.ckpt-220000), its
+    .index file, or the folder holding it. OUT_DIR receives sharded
+    safetensors, config.json, vocab.txt and a README.md model card; it appears
+    only when the conversion has succeeded. Adafactor slots and global_step are
+    skipped, every tensor's crc32c is checked.
+    """
+    import signal
+
+    from .convert import convert_checkpoint
+
+    def on_term(signum, frame):  # let the converter's cleanup run, as for Ctrl-C
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:  # a ZooError goes up to the core's group, which prints it and exits 1
+        summary = convert_checkpoint(source, out_dir, dtype=dtype, vocab=vocab, num_heads=heads, sha256=sha256,
+                                     max_shard_size=max_shard_size, progress=not quiet, overwrite=force)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo("\n".join(summary.lines()))
 
 
 class _StreamPrinter:

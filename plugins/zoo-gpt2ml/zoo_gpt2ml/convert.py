@@ -36,14 +36,13 @@ import re
 import shutil
 import struct
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from zoo_core.errors import ZooError
+from zoo_core import ZooError, atomic_dir
 
 from .tf_bundle import TFBundle, TensorEntry
 
@@ -127,7 +126,8 @@ class ConversionSummary:
     def lines(self) -> list[str]:
         c = self.config
         out = [f"converted {self.source} -> {self.out_dir}",
-               f"  model: {c['num_hidden_layers']} layers, hidden {c['hidden_size']}, {c['num_attention_heads']} heads, "
+               f"  model: {c['num_hidden_layers']} layers, hidden {c['hidden_size']}, "
+               f"{c['num_attention_heads']} heads, "
                f"vocab rows {c['vocab_size']} ({self.vocab_tokens}-token vocab), {self.dtype}",
                f"  tensors: {self.mapped} mapped into {self.written}; skipped {self.skipped_slots} Adafactor slots"
                + (f" and {', '.join(self.skipped_other)}" if self.skipped_other else ""),
@@ -440,16 +440,13 @@ def convert_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike, *,
         for s in o.sources:
             by_source[s] = o
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would otherwise become the model folder's mode
     summary = ConversionSummary(out_dir=out_dir, source=bundle.prefix, config=config, dtype=dtype,
                                 vocab=vocab_path, vocab_tokens=vocab_tokens, mapped=len(model), written=len(outs),
                                 skipped_slots=len(slots), skipped_other=sorted(other),
                                 shards=names, total_bytes=sum(o.end - o.begin for o in outs))
-    try:
+    # atomic_dir: a temporary sibling folder that replaces out_dir only once complete (umask permissions);
+    # on any exception, Ctrl-C and SIGTERM included, it is removed and out_dir is untouched.
+    with atomic_dir(out_dir) as tmp:
         metadata = {"format": "pt", "architecture": ARCHITECTURE}
         wanted = set(model) | {n for n in other if n == "global_step"}
         total = sum(p.stat().st_size for p in bundle.data_paths) if sha256 else \
@@ -504,12 +501,6 @@ def convert_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike, *,
         shutil.copyfile(vocab_path, tmp / "vocab.txt")
         summary.seconds = time.perf_counter() - t0
         (tmp / "README.md").write_text(card(summary, vocab_note))
-        from zoo_core.model import replace_dir
-
-        replace_dir(tmp, out_dir)
-    except BaseException:  # Ctrl-C included: never leave a half-written model folder
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -542,7 +533,7 @@ def _progress(total: int, enabled: bool):
 
 def card(s: ConversionSummary, vocab_note: str = "") -> str:
     """The model card (README.md) of a converted folder."""
-    from zoo_core.card import model_card
+    from zoo_core import model_card
 
     if s.data_sha256:
         hashes = "\n".join(f"- `{n}`: sha256 `{d}`" for n, d in s.data_sha256.items())
@@ -552,12 +543,13 @@ def card(s: ConversionSummary, vocab_note: str = "") -> str:
     else:
         hashes = "The .data file was not hashed during conversion (`--no-sha256`)."
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    skipped = f"{s.skipped_slots} Adafactor slot variables and {', '.join(s.skipped_other) or 'nothing else'} skipped"
     notes = f"""## Conversion
 
 - Source checkpoint: `{s.source.name}` (TensorFlow)
 - Converted: {date}, by `zoo_gpt2ml.convert` (no TensorFlow), dtype **{s.dtype}**
 - Training step (global_step): {s.global_step if s.global_step is not None else "not recorded"}
-- Tensors: {s.mapped} checkpoint tensors mapped into {s.written}; {s.skipped_slots} Adafactor slot variables and {", ".join(s.skipped_other) or "nothing else"} skipped
+- Tensors: {s.mapped} checkpoint tensors mapped into {s.written}; {skipped}
 - Vocabulary: `vocab.txt`, {s.vocab_tokens} tokens (BERT WordPiece, lower-cased, CJK characters one per token)
 
 {vocab_note}
@@ -572,8 +564,9 @@ GPT2_ML (imcaspar/gpt2-ml) is released under the Apache-2.0 licence "for academi
 derived from Grover (rowanz/grover). The output head is tied to the word embedding.
 """
     return model_card({"architecture": ARCHITECTURE, **s.config}, title="GPT2_ML (gpt2-ml), converted",
-                      summary=f"A {s.config['num_hidden_layers']}-layer Chinese GPT-2 variant (Grover architecture: post-LN blocks, embedding "
-                              "LayerNorm, no final LayerNorm) converted from its TensorFlow checkpoint.",
+                      summary=f"A {s.config['num_hidden_layers']}-layer Chinese GPT-2 variant (Grover architecture: "
+                              "post-LN blocks, embedding LayerNorm, no final LayerNorm) converted from its TensorFlow "
+                              "checkpoint.",
                       license="apache-2.0", source=f"{s.source.name} (imcaspar/gpt2-ml)", notes=notes)
 
 

@@ -14,11 +14,11 @@ top-p 0.95, no temperature, no top-k, never samples [PAD] (id 0), and stops at
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
-from zoo_core.errors import ZooError
+from zoo_core import ZooError
 
 TOP_P_MODES = ("grover", "hf")
 

@@ -1,13 +1,13 @@
-"""zoo hook implementations of the GPT2_ML plugin (entry point ``gpt2ml``).
+"""zoo hook implementations of the GPT2_ML plugin (entry point ``gpt2ml``): registration only.
 
+The commands live in cli.py; ``register_commands`` just attaches them.
 Torch-free on purpose: ``zoo --help`` and ``zoo list`` import this module.
 Heavy code is named by ``"module:Name"`` strings and imported when used.
 """
 
 from __future__ import annotations
 
-from zoo_core.hookspecs import hookimpl
-from zoo_core.specs import ConverterSpec, ModelSpec
+from zoo_core import ConverterSpec, ModelSpec, hookimpl
 
 TINY_CONFIG = {
     "vocab_size": 8021,

@@ -30,8 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo_core.errors import ZooError
-from zoo_core.model import ZooModel
+from zoo_core import ZooError, ZooModel
 
 
 @dataclass

@@ -28,11 +28,11 @@ import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from zoo_core.errors import IntegrityError, ZooError
+from zoo_core import IntegrityError, ZooError
 
 # LevelDB table constants (table/format.h): a fixed-size footer ends the file,
 # and every block is followed by a 1-byte compression type and a 4-byte crc.
@@ -370,7 +370,7 @@ class TFBundle:
 
             try:
                 return bytes(cramjam.snappy.decompress_raw(stored))
-            except Exception as exc:  # cramjam raises its own DecompressionError
+            except cramjam.DecompressionError as exc:
                 raise self._fail(f"{what} of the index does not decompress ({exc})") from None
         raise self._fail(f"{what} of the index uses compression type {kind}, which TensorFlow never writes")
 

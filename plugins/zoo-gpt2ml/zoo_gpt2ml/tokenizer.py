@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from zoo_core.errors import ZooError
+from zoo_core import ZooError
 
 from .vocab import read_vocab, resolve_vocab
 
@@ -51,12 +51,12 @@ class GPT2MLTokenizer:
         self.sep_token_id = self.vocab.get("[SEP]")
 
     @classmethod
-    def from_vocab(cls, spec: str | os.PathLike = "clue") -> "GPT2MLTokenizer":
+    def from_vocab(cls, spec: str | os.PathLike = "clue") -> GPT2MLTokenizer:
         """Tokenizer for ``"clue"``, ``"bert"`` or a vocab file path (see :func:`resolve_vocab`)."""
         return cls(resolve_vocab(spec))
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike) -> "GPT2MLTokenizer":
+    def from_folder(cls, folder: str | os.PathLike) -> GPT2MLTokenizer:
         """Tokenizer from a model folder's ``vocab.txt``."""
         path = Path(folder) / "vocab.txt"
         if not path.is_file():

@@ -6,19 +6,19 @@ vocabulary of the legacy 100k-step model, and any other spec is a path to a
 vocab file. The packaged copies are byte-identical to the files of
 imcaspar/gpt2-ml at commit f6286b1 (checked by sha256 at every resolve). If a
 packaged copy is missing or altered, the file is fetched from the original
-repository into ``$ZOO_HOME/vocab`` (default ``~/.cache/zoo/vocab``) and
-verified before it is used.
+repository into ``zoo_core.zoo_home()/vocab`` (``$ZOO_HOME/vocab``; ``ZOO_HOME``
+defaults to ``$XDG_CACHE_HOME/zoo``, else ``~/.cache/zoo``) and verified before
+it is kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo_core.data import sha256_file
-from zoo_core.errors import IntegrityError, ZooError
+from zoo_core import IntegrityError, ZooError, atomic_file, sha256_file, zoo_home
 
 REPO_COMMIT = "f6286b1"
 _RAW = "https://raw.githubusercontent.com/imcaspar/gpt2-ml/{commit}/tokenization/{name}"
@@ -48,11 +48,6 @@ VOCABS: dict[str, VocabPin] = {
 }
 
 
-def zoo_home() -> Path:
-    """The zoo's cache folder: ``$ZOO_HOME`` or ``~/.cache/zoo``."""
-    return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo")
-
-
 def packaged_path(name: str) -> Path:
     """Where the package keeps its copy of an official vocabulary."""
     return Path(__file__).with_name("vocab") / VOCABS[name].filename
@@ -61,7 +56,7 @@ def packaged_path(name: str) -> Path:
 def resolve_vocab(spec: str | os.PathLike) -> Path:
     """Path of a vocab file: ``"clue"``, ``"bert"`` (verified official files) or a path to one.
 
-    Official files come from the package, else from ``$ZOO_HOME/vocab``, else
+    Official files come from the package, else from ``zoo_home()/vocab``, else
     they are downloaded there; each is checked against its sha256 first. A
     path must exist and be a non-empty text file.
     """
@@ -82,31 +77,31 @@ def resolve_vocab(spec: str | os.PathLike) -> Path:
 
 
 def _download(pin: VocabPin, dest: Path) -> Path:
-    """Fetch ``pin`` to ``dest`` through a temporary sibling, verifying the sha256 before the rename."""
+    """Fetch ``pin`` to ``dest`` through ``zoo_core.atomic_file``, verifying the sha256 before the rename.
+
+    The check runs inside the ``atomic_file`` block, so a failed download or a
+    wrong hash raises before anything lands at ``dest`` (the temporary is removed).
+    """
     import urllib.error
     import urllib.request
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(pin.url, timeout=30) as response:
-                    while block := response.read(1 << 16):
-                        out.write(block)
-            except (urllib.error.URLError, OSError) as exc:
-                raise ZooError(f"could not download {pin.filename} ({exc})", where=pin.url,
-                               hint=f"download it by hand, check its sha256 is {pin.sha256}, "
-                                    f"and put it at {dest} (or pass its path)") from None
-        actual = sha256_file(tmp)
+    with atomic_file(dest, "wb") as out:
+        digest = hashlib.sha256()
+        try:
+            with urllib.request.urlopen(pin.url, timeout=30) as response:
+                while block := response.read(1 << 16):
+                    digest.update(block)
+                    out.write(block)
+        except (urllib.error.URLError, OSError) as exc:
+            raise ZooError(f"could not download {pin.filename} ({exc})", where=pin.url,
+                           hint=f"download it by hand, check its sha256 is {pin.sha256}, "
+                                f"and put it at {dest} (or pass its path)") from None
+        actual = digest.hexdigest()
         if actual != pin.sha256:
             raise IntegrityError(f"{pin.filename}: sha256 {actual} is not the pinned {pin.sha256}", where=pin.url,
-                                 hint="the upstream file changed or the download was corrupted; nothing was kept")
-        os.replace(tmp, dest)
-        return dest
-    finally:
-        tmp.unlink(missing_ok=True)
+                                 hint="the upstream file changed or the download was corrupted; nothing was kept. "
+                                      f"Put a copy with sha256 {pin.sha256} at {dest}, or pass a vocab.txt path")
+    return dest
 
 
 def read_vocab(path: str | os.PathLike) -> list[str]:

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo_core.data import sha256_file
-from zoo_core.errors import IntegrityError, ZooError
+from zoo_core import IntegrityError, ZooError, sha256_file
 from zoo_nice import data as nd
 
 
@@ -212,3 +211,26 @@ def test_hub_source_against_a_local_hub(local_hub, tmp_path):
     with pytest.raises(IntegrityError):
         nd.MNIST(source="hub", hub_repo="zoo-test/mnist", hub_revision=commit, hub_sha256="0" * 64,
                  hub_size=f.size).tensors()
+
+
+def test_cache_folder_follows_xdg_cache_home_without_zoo_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("ZOO_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert nd.MNIST().cache_path().parent == tmp_path / "xdg" / "zoo" / "datasets" / "mnist"
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))  # ZOO_HOME wins over XDG_CACHE_HOME
+    assert nd.MNIST().cache_path().parent == tmp_path / "home" / "datasets" / "mnist"
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_written_files_get_the_umask_permissions(tmp_path, umask, mode):
+    tensors = {f"{split}.{kind}": torch.zeros((2, 784) if kind == "images" else (2,),
+                                              dtype=torch.uint8 if kind == "images" else torch.int64)
+               for split in nd.SPLITS for kind in ("images", "labels")}
+    old = os.umask(umask)
+    try:
+        path = nd.write_hub_file(tensors, tmp_path / "out" / nd.HUB_FILE)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
+    assert [p.name for p in path.parent.iterdir()] == [nd.HUB_FILE]  # no temporary left behind
+    assert nd.load_safetensors_splits(path)["test.images"].shape == (2, 784)

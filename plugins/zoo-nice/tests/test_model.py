@@ -128,11 +128,11 @@ def test_bad_config_is_refused():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    from zoo_core.model import load_folder
+    from zoo_core import load_model
 
     model = _model(CONFIGS["su"], dtype=torch.float32)
     model.save_pretrained(tmp_path / "m")
-    loaded = load_folder(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
     x = torch.rand(4, 6)
     assert loaded.config == model.config
     assert torch.equal(loaded.log_prob(x), model.log_prob(x))

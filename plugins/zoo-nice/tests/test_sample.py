@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from click.testing import CliRunner
@@ -35,3 +37,17 @@ def test_sample_command_refuses_other_models(tmp_path):
                                       str(tmp_path / "g.png")])
     assert result.exit_code != 0
     assert not (tmp_path / "g.png").exists()
+
+
+def test_png_gets_the_umask_permissions(tmp_path):
+    from zoo_nice.sample import sample_grid
+
+    torch.manual_seed(0)
+    model = NICE(NICEConfig(hidden=16, hidden_layers=1))
+    old = os.umask(0o022)
+    try:
+        out = sample_grid(model, n=4, out=tmp_path / "grid.png")
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644  # not the 0600 of a bare temporary file
+    assert Image.open(out).size == (2 * 28, 2 * 28)

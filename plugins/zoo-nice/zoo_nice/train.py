@@ -28,6 +28,8 @@ import torch
 
 from zoo_core import TrainStep, model_card
 
+from .hooks import RECIPE_DEFAULTS
+
 
 def bits_per_dim(log_likelihood: float, dim: int) -> float:
     """Discrete-data bits/dim of 8-bit images from the mean continuous log-likelihood (nats) on [0,1]^dim."""
@@ -45,8 +47,9 @@ class NICEStep(TrainStep):
 
     def configure_optimizers(self):
         extra = self.config.extra
-        betas = (float(extra.get("adam_beta1", 0.9)), float(extra.get("adam_beta2", 0.99)))
-        eps = float(extra.get("adam_eps", 1e-4))
+        betas = (float(extra.get("adam_beta1", RECIPE_DEFAULTS["adam_beta1"])),
+                 float(extra.get("adam_beta2", RECIPE_DEFAULTS["adam_beta2"])))
+        eps = float(extra.get("adam_eps", RECIPE_DEFAULTS["adam_eps"]))
         params = list(self.model.parameters())
         # The fused kernel updates each of the 19M parameters in one pass over memory; the
         # per-tensor default makes ~7 passes and took about a third of a CPU step (profiled).
@@ -88,8 +91,9 @@ class NICEStep(TrainStep):
             "The paper (Dinh et al. 2014) reports 1980.50 nats on the MNIST test set after 1500 epochs; run "
             "`zoo eval nice-mnist --model <this folder>` for the test figure."
         ).format(steps=state.step, epochs=round(state.epochs_done, 2), minutes=state.elapsed / 60, lr=cfg.lr,
-                 b1=cfg.extra.get("adam_beta1", 0.9), b2=cfg.extra.get("adam_beta2", 0.99),
-                 eps=cfg.extra.get("adam_eps", 1e-4), bs=cfg.batch_size, seed=cfg.seed)
+                 b1=cfg.extra.get("adam_beta1", RECIPE_DEFAULTS["adam_beta1"]),
+                 b2=cfg.extra.get("adam_beta2", RECIPE_DEFAULTS["adam_beta2"]),
+                 eps=cfg.extra.get("adam_eps", RECIPE_DEFAULTS["adam_eps"]), bs=cfg.batch_size, seed=cfg.seed)
         return model_card(
             model.config_dict(), title="NICE on MNIST",
             summary="NICE (Dinh, Krueger, Bengio 2014, arXiv 1410.8516): a flow of additive coupling layers "

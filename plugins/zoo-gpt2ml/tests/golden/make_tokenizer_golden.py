@@ -30,7 +30,8 @@ TEXTS = [
     "《红楼梦》、「三国演义」和『西游记』都是名著……",
     "emoji 😀 and symbols ★☆♪ and tabs\tand\nnewlines",
     "全角ＡＢＣ１２３ and half-width abc123; mixed中English文",
-    "supercalifragilisticexpialidociousxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx word",
+    "supercalifragilisticexpialidocious"
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx word",  # > 100 chars: [UNK]
     "繁體字測試：這個問題很難說，還沒有結論。",
     "日本語のテキスト：こんにちは、世界。한국어 텍스트",
     "   leading and trailing spaces   ",

@@ -1,0 +1,41 @@
+"""zoo-nice's commands: ``zoo sample nice-mnist``.
+
+Importing this module costs only click: torch and the model are imported inside
+the command body (hooks.py attaches the command while ``zoo --help`` runs).
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def attach(cli: click.Group) -> None:
+    """Add the plugin's sub-commands to the core's dispatch groups."""
+    cli.commands["sample"].add_command(sample_command, "nice-mnist")
+
+
+@click.command("nice-mnist")
+@click.option("--model", "model_name", default="nice-mnist", show_default=True,
+              help="catalogue id (the model `zoo train nice-mnist` installed) or model folder")
+@click.option("--temperature", default=0.75, show_default=True, type=float,
+              help="scale of the prior sample (Su uses 0.75)")
+@click.option("-n", "n", default=64, show_default=True, type=click.IntRange(1, 10_000), help="number of samples")
+@click.option("-o", "--out", default="grid.png", show_default=True, type=click.Path(dir_okay=False),
+              help="PNG file to write")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True)
+def sample_command(model_name, temperature, n, out, seed, device):
+    """Sample NICE digits into a PNG grid of ceil(sqrt(n)) columns of 28x28 tiles."""
+    from zoo_core import ZooError, load_model
+
+    from .sample import grid_shape, sample_grid
+
+    model = load_model(model_name, device=device)
+    if getattr(model, "architecture", None) != "nice":
+        raise ZooError(f"{model_name} is a {getattr(model, 'architecture', type(model).__name__)} model, not nice",
+                       where=str(model_name),
+                       hint="pass a NICE model: the id nice-mnist, or the model/ folder that "
+                            "`zoo train nice-mnist --out DIR` writes")
+    path = sample_grid(model, n=n, temperature=temperature, seed=seed, out=out)
+    rows, cols = grid_shape(n)
+    click.echo(f"wrote {n} samples ({rows}x{cols} grid, {cols * 28}x{rows * 28} px) to {path}")
