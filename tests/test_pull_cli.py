@@ -51,6 +51,26 @@ models:
     return path
 
 
+def converter_registry(tmp_path):
+    """A registry with one entry whose weights come from the toy converter (``zoo pull toy-local --from``)."""
+    reg = tmp_path / "reg.yaml"
+    reg.write_text("""version: 1
+models:
+  - id: toy-local
+    architecture: toy-mlp
+    plugin: toy
+    task: regression
+    summary: weights produced by a converter
+    links: {source: "https://example.org/toy"}
+    license: MIT
+    metrics: []
+    hub: null
+    weights: {status: not-published, how: convert, instructions: "zoo pull toy-local --from DIR"}
+    convert: {converter: toy-convert, options: {hidden: 4}}
+""")
+    return reg
+
+
 def test_pull_list_load_cache_rm(local_hub, tmp_path, zoo_plugins, toy_env, monkeypatch):
     from zoo_core import load_model
     from zoo_core.registry import catalogue
@@ -107,21 +127,7 @@ def test_pull_from_source_runs_the_converter_into_the_local_store(tmp_path, zoo_
     torch.manual_seed(2)
     original = build_model("toy-mlp", hidden=4)
     save_file(original.state_dict(), src / "weights.safetensors")
-    reg = tmp_path / "reg.yaml"
-    reg.write_text("""version: 1
-models:
-  - id: toy-local
-    architecture: toy-mlp
-    plugin: toy
-    task: regression
-    summary: weights produced by a converter
-    links: {source: "https://example.org/toy"}
-    license: MIT
-    metrics: []
-    hub: null
-    weights: {status: not-published, how: convert, instructions: "zoo pull toy-local --from DIR"}
-    convert: {converter: toy-convert, options: {hidden: 4}}
-""")
+    reg = converter_registry(tmp_path)
     env = dict(toy_env, ZOO_REGISTRY=str(reg), ZOO_HOME=str(tmp_path / "home"))
     r = run_zoo(["load-check"], env=env)  # an unknown command is a usage error, not a crash
     assert r.returncode == 2

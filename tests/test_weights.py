@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import zoo_core
-from test_pull_cli import _publish_toy, _registry
+from test_pull_cli import _publish_toy, _registry, converter_registry
 
 
 @pytest.fixture
@@ -37,22 +37,7 @@ def test_pull_from_source_and_remove_the_local_copy(tmp_path, zoo_plugins, regis
     from safetensors.torch import save_file
 
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
-    reg = tmp_path / "reg.yaml"
-    reg.write_text("""version: 1
-models:
-  - id: toy-local
-    architecture: toy-mlp
-    plugin: toy
-    task: regression
-    summary: weights produced by a converter
-    links: {source: "https://example.org/toy"}
-    license: MIT
-    metrics: []
-    hub: null
-    weights: {status: not-published, how: convert}
-    convert: {converter: toy-convert}
-""")
-    registry(reg)
+    registry(converter_registry(tmp_path))
     src = tmp_path / "original"
     src.mkdir()
     original = zoo_core.build_model("toy-mlp", hidden=4)
