@@ -60,7 +60,7 @@ def training_step(cfg, batch: int, loader: bool, fused: bool = True):
     step = NICEStep(model, recipe)
     opt = step.configure_optimizers()["adam"]  # the recipe's optimizer (fused Adam)
     if loader:
-        from zoo_nice.data import MNIST
+        from zoo_images.data import MNIST
 
         data = MNIST().split("train")
         batches = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True)

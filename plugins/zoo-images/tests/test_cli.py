@@ -1,0 +1,52 @@
+"""``zoo images fid``: LeNet-FID and KID between two real splits."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+
+
+@pytest.fixture
+def zoo_cli():
+    """The ``zoo`` command with this plugin's commands attached (as the installed entry point does)."""
+    from zoo_core.cli import cli
+
+    from zoo_images.cli import attach
+
+    if "images" not in cli.commands:
+        attach(cli)
+    return cli
+
+
+def test_fid_between_two_mnist_splits(zoo_cli, mnist):
+    result = CliRunner().invoke(zoo_cli, ["images", "fid", "--split", "test", "--against", "validation",
+                                          "--limit", "600", "--kid-subset-size", "300", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["n"] == 600 and out["n_against"] == 600 and out["features"].startswith("lenet-mnist-")
+    # two real splits: near the floor (uniform noise scores FID ~660, KID ~88 against MNIST train)
+    assert 0 < out["fid"] < 25 and abs(out["kid"]) < 5
+    text = CliRunner().invoke(zoo_cli, ["images", "fid", "--limit", "300", "--kid-subset-size", "100",
+                                        "--against", "validation", "--set", "size=32"])
+    assert text.exit_code == 0 and "fid:" in text.output and "kid:" in text.output
+
+
+def test_fid_errors_are_zoo_errors(zoo_cli, tmp_path):
+    result = CliRunner().invoke(zoo_cli, ["images", "fid", "--dataset", "image-folder", "--root", str(tmp_path)])
+    assert result.exit_code == 1 and "Error: no .png, .jpg or .jpeg pictures" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(zoo_cli, ["images", "fid", "--features", "inception"])
+    assert result.exit_code == 1 and "--inception-weights" in result.output
+    result = CliRunner().invoke(zoo_cli, ["images", "fid", "--set", "novalue"])
+    assert result.exit_code == 1 and "KEY=VALUE" in result.output
+
+
+def test_attach_adds_the_images_group():
+    group = click.Group()
+    from zoo_images.cli import attach
+
+    attach(group)
+    assert "fid" in group.commands["images"].commands
