@@ -675,7 +675,8 @@ class ImageFolder(ZooDataset):
         where = "dataset 'image-folder'"
         if self.root is None:
             raise ZooError("the image-folder dataset needs a root folder", where=where,
-                           hint="pass root=/path/to/pictures (on the command line: --set dataset_options.root=...)")
+                           hint="pass root=/path/to/pictures (on the command line: "
+                                "--set 'dataset_options={\"root\": \"/path/to/pictures\"}')")
         if not self.root.is_dir():
             raise ZooError("the image folder does not exist or is not a folder", where=str(self.root),
                            hint="point root at a folder of .png/.jpg/.jpeg pictures")

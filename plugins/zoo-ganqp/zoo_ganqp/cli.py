@@ -1,0 +1,91 @@
+"""zoo-ganqp's commands: ``zoo sample ganqp-mnist`` (and one per recipe): sample grids and interpolations.
+
+Importing this module costs only click: torch and the model are imported inside the command body
+(hooks.py attaches the commands while ``zoo --help`` runs).
+"""
+
+from __future__ import annotations
+
+import click
+
+# command name -> the model it samples when --model is not given: the catalogue id `zoo train`
+# installs, or (recipes without a catalogue entry) the run folder `zoo train NAME` writes.
+DEFAULT_MODELS = {
+    "ganqp-mnist": "ganqp-mnist",
+    "ganqp-fashion": "ganqp-fashion",
+    "ganqp-celebahq128": "runs/ganqp-celebahq128/model",
+    "ganqp-celebahq256": "runs/ganqp-celebahq256/model",
+    "ganqp-celebahq512": "runs/ganqp-celebahq512/model",
+}
+
+
+def attach(cli: click.Group) -> None:
+    """Add ``zoo sample NAME`` for every GAN-QP recipe to the core's ``sample`` group."""
+    for name, default in DEFAULT_MODELS.items():
+        cli.commands["sample"].add_command(make_sample_command(name, default), name)
+
+
+def make_sample_command(name: str, default_model: str) -> click.Command:
+    @click.command(name)
+    @click.option("--model", "model_name", default=default_model, show_default=True,
+                  help="catalogue id, model folder or hf-hub:org/repo@rev")
+    @click.option("-n", "n", type=click.IntRange(1, 10_000), default=None,
+                  help="images in the grid (default 64), or strips with --interpolate (default 8)")
+    @click.option("-o", "--out", default="grid.png", show_default=True, type=click.Path(dir_okay=False),
+                  help="picture to write (its suffix picks the format: .png, .jpg, ...)")
+    @click.option("--seed", default=0, show_default=True, type=int, help="seed of the latents z")
+    @click.option("--device", default="cpu", show_default=True)
+    @click.option("--interpolate", "steps", type=click.IntRange(2, 100), default=None, metavar="STEPS",
+                  help="write interpolation strips of STEPS images between pairs of random latents instead")
+    def command(model_name, n, out, seed, device, steps):
+        """Sample a GAN-QP generator into a grid, or interpolate between random latents."""
+        written = sample_to_file(model_name, out, n=n, seed=seed, device=device, steps=steps)
+        click.echo(written)
+
+    command.help = f"Sample the GAN-QP generator of {name} (default --model {default_model}) into a picture."
+    return command
+
+
+def load_generator(model_name: str, device: str = "cpu"):
+    """The GAN-QP model behind ``model_name`` in eval mode; a ZooError for anything else."""
+    from zoo_core import ZooError, load_model
+
+    model = load_model(model_name, device=device)
+    if getattr(model, "architecture", None) != "ganqp":
+        kind = getattr(model, "architecture", type(model).__name__)
+        raise ZooError(f"{model_name} is a {kind} model, not ganqp", where=str(model_name),
+                       hint="pass a GAN-QP model: ganqp-mnist, ganqp-fashion, or the model/ folder of a "
+                            "`zoo train ganqp-...` run")
+    return model.eval()
+
+
+def interpolation_latents(z0, z1, steps: int):
+    """(rows * steps, z_dim): for each row, z0 + t (z1 - z0) at t = 0, 1/(steps-1), ..., 1."""
+    import torch
+
+    t = torch.linspace(0.0, 1.0, steps, dtype=z0.dtype).view(1, steps, 1)  # (1, steps, 1)
+    z = z0[:, None, :] + t * (z1 - z0)[:, None, :]  # (rows, steps, z_dim)
+    return z.reshape(-1, z0.shape[1])
+
+
+def sample_to_file(model_name: str, out, *, n: int | None = None, seed: int = 0, device: str = "cpu",
+                   steps: int | None = None) -> str:
+    """Write a grid of ``n`` samples (or ``n`` interpolation strips of ``steps``) to ``out``; return a summary."""
+    import torch
+
+    from zoo_images.pictures import save_grid, save_interpolation
+
+    model = load_generator(model_name, device)
+    gen = torch.Generator().manual_seed(seed)
+    size = model.config.img_size
+    with torch.no_grad():
+        if steps is None:
+            n = n or 64
+            images = model.sample(n, generator=gen, device=device).float().cpu()
+            path = save_grid(images, out)
+            return f"wrote {n} samples ({size} px) to {path}"
+        rows = n or 8
+        z0, z1 = model.noise(rows, generator=gen, device="cpu"), model.noise(rows, generator=gen, device="cpu")
+        images = model(interpolation_latents(z0, z1, steps).to(device)).float().cpu()
+        path = save_interpolation(images, out, steps=steps)
+        return f"wrote {rows} interpolation strips of {steps} images ({size} px) to {path}"

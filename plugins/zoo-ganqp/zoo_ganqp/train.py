@@ -1,0 +1,333 @@
+"""GAN-QP's training step for the core's Trainer, and the baselines the paper compares with.
+
+GAN-QP (Su 2018, eq. 11 and the scripts): with Delta = T(x_r) - T(x_f), the i-th real paired with
+the i-th fake, and d(x_r, x_f) the per-sample L1 or L2 distance,
+
+    critic:     min_T  E[ -Delta + Delta^2 / (2 lambda d(x_r, x_f)) ]      lambda = 10
+    generator:  min_G  E[ T(x_r) - T(x_f) ]                                (no quadratic term)
+
+    d_L1 = mean_pixels |x_r - x_f|          d_L2 = sqrt(mean_pixels (x_r - x_f)^2)   (RMS)
+
+Each iteration: 2 critic updates, each with a fresh real batch (the core gives every Update its
+own batch) and fresh z, then 1 generator update; Adam(2e-4, betas (0.5, 0.999), eps 1e-7) for
+both. D is called separately on the real and on the fake batch (each gets its own batch-norm
+statistics), in both steps; the critic's fakes are made under no_grad.
+
+Baselines with the same G and D, picked with ``--set loss=...``:
+
+- ``wgan-gp`` (Gulrajani et al. 2017): critic E[T(x_f)] - E[T(x_r)] + 10 E[(||grad T(x_hat)|| - 1)^2]
+  on x_hat = e x_r + (1 - e) x_f, e ~ U[0, 1] per sample; generator -E[T(x_f)]. The authors'
+  settings: 5 critic updates per generator update, Adam(1e-4, betas (0, 0.9)); no batch norm in the
+  critic (the penalty is per sample): D's batch norms become layer norms (``critic_norm``).
+- ``sgan`` (Goodfellow et al. 2014, non-saturating): critic BCE-with-logits (real 1, fake 0);
+  generator -log sigmoid(T(x_f)); 1 critic update per generator update, Adam(2e-4, betas (0.5, 0.999)).
+
+Evaluation: LeNet-FID and KID of ``eval_samples`` generated images (zoo-images' extractors round
+them to 8 bits, as the scripts do before FID) against the real training split's features, with a
+fixed seed in eval mode, so the figure is deterministic; a grid of ``grid_samples`` images of a fixed z is written to
+``OUT/samples/step-NNNNNNNN.png`` after each validation.
+
+``config.extra`` keys (all optional): ``loss`` (qp-l1, qp-l2, wgan-gp, sgan), ``qp_lambda`` (10),
+``gp_lambda`` (10), ``n_critic``, ``adam_betas``, ``adam_eps`` (defaults per loss, above; ``--lr``
+sets both learning rates), ``critic_norm``, ``eval_samples`` (10000), ``eval_seed`` (0),
+``kid_subsets`` (10), ``grid_samples`` (64), ``grid_seed`` (1), ``fid_dataset``, ``fid_split``
+("train"), ``fid_options`` (the real data the metric compares with; ``dataset_options`` are merged
+in), ``fid_limit`` (all), ``feature_net`` ("lenet", or "inception" with ``inception_weights``:
+a path), ``channels_last`` (false), ``compile`` (false).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from zoo_core import TrainStep, Update, ZooError, model_card
+
+LOSSES = ("qp-l1", "qp-l2", "wgan-gp", "sgan")
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """A loss's optimisation settings, from the paper that defines it."""
+
+    n_critic: int  # critic updates per generator update
+    lr: float
+    betas: tuple[float, float]
+    eps: float
+    critic_norm: str | None  # D's normalisation for this loss (None: the model's own)
+    source: str
+
+
+SETTINGS = {
+    "qp-l1": LossSettings(2, 2e-4, (0.5, 0.999), 1e-7, None, "GAN-QP scripts (Keras Adam eps 1e-7)"),
+    "qp-l2": LossSettings(2, 2e-4, (0.5, 0.999), 1e-7, None, "GAN-QP scripts (Keras Adam eps 1e-7)"),
+    "wgan-gp": LossSettings(5, 1e-4, (0.0, 0.9), 1e-8, "layer", "Gulrajani et al. 2017, Algorithm 1 and code"),
+    "sgan": LossSettings(1, 2e-4, (0.5, 0.999), 1e-8, None, "DCGAN (Radford et al. 2016) settings"),
+}
+
+
+# --- the losses, as functions of scores and images (tested on fixed tensors) -----------------------------
+
+
+def qp_distance(x_r: torch.Tensor, x_f: torch.Tensor, kind: str) -> torch.Tensor:
+    """d(x_r, x_f) per sample, (B,): ``"l1"`` mean |x_r - x_f|, ``"l2"`` sqrt(mean (x_r - x_f)^2)."""
+    diff = (x_r - x_f).flatten(1)  # (B, C*H*W)
+    if kind == "l1":
+        return diff.abs().mean(1)
+    if kind == "l2":
+        return diff.square().mean(1).sqrt()
+    raise ZooError(f"unknown GAN-QP distance {kind!r}", hint="use l1 or l2")
+
+
+def qp_critic_loss(t_r: torch.Tensor, t_f: torch.Tensor, d: torch.Tensor, lam: float = 10.0) -> torch.Tensor:
+    """mean(-Delta + Delta^2 / (2 lambda d)), Delta = T(x_r) - T(x_f); all (B,)."""
+    delta = t_r - t_f
+    return (-delta + delta.square() / (2.0 * lam * d)).mean()
+
+
+def qp_generator_loss(t_r: torch.Tensor, t_f: torch.Tensor) -> torch.Tensor:
+    """mean(T(x_r) - T(x_f)): the quadratic term never enters G's loss."""
+    return (t_r - t_f).mean()
+
+
+def gradient_penalty(critic, x_r: torch.Tensor, x_f: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP's E[(||grad_x T(x_hat)||_2 - 1)^2], x_hat = e x_r + (1 - e) x_f, e (B, 1, 1, 1)."""
+    x_hat = (e * x_r + (1.0 - e) * x_f).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1.0).square().mean()
+
+
+def wgan_critic_loss(t_r: torch.Tensor, t_f: torch.Tensor) -> torch.Tensor:
+    """E[T(x_f)] - E[T(x_r)] (add gp_lambda * gradient_penalty)."""
+    return t_f.mean() - t_r.mean()
+
+
+def sgan_critic_loss(t_r: torch.Tensor, t_f: torch.Tensor) -> torch.Tensor:
+    """BCE with logits: -log sigmoid(T(x_r)) - log(1 - sigmoid(T(x_f)))."""
+    return (F.binary_cross_entropy_with_logits(t_r, torch.ones_like(t_r))
+            + F.binary_cross_entropy_with_logits(t_f, torch.zeros_like(t_f)))
+
+
+def sgan_generator_loss(t_f: torch.Tensor) -> torch.Tensor:
+    """Non-saturating: mean(-log sigmoid(T(x_f)))."""
+    return F.softplus(-t_f).mean()
+
+
+def _shard() -> tuple[int, int]:
+    """(rank, world size) under torchrun, (0, 1) otherwise."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+# --- the step --------------------------------------------------------------------------------------------
+
+
+class GANQPStep(TrainStep):
+    """GAN-QP (or a baseline, ``loss``) on the core's Trainer; monitors LeNet-FID (lower is better)."""
+
+    monitor = "fid"
+    monitor_mode = "min"
+
+    def __init__(self, model, config):
+        super().__init__(model, config)
+        extra = config.extra
+        self.loss = str(extra.get("loss", "qp-l2"))
+        if self.loss not in LOSSES:
+            raise ZooError(f"unknown loss {self.loss!r}", where="--set loss=...",
+                           hint=f"use one of {', '.join(LOSSES)}")
+        self.settings = SETTINGS[self.loss]
+        self.n_critic = int(extra.get("n_critic") or self.settings.n_critic)
+        if self.n_critic < 1:
+            raise ZooError(f"n_critic must be at least 1, got {self.n_critic}", where="--set n_critic=...")
+        # An instance attribute: the core reads step.updates after building the step.
+        self.updates = (Update("d_loss", ("d",)),) * self.n_critic + (Update("g_loss", ("g",)),)
+        self.qp_lambda = float(extra.get("qp_lambda", 10.0))
+        self.gp_lambda = float(extra.get("gp_lambda", 10.0))
+        self.critic_norm = extra.get("critic_norm") or self.settings.critic_norm
+        self.feature_net = str(extra.get("feature_net", "lenet"))
+        self._check_metric(model)
+        self.channels_last = bool(extra.get("channels_last", False))
+        self.compile = bool(extra.get("compile", False))
+        self._nets_cache: dict = {}
+        self._reference = None  # (extractor, real statistics), made on first evaluation
+        self._grid = None  # the last evaluation's fixed-z samples, written in after_validation
+
+    # -- optimisers (and the model's layout for this loss) -----------------------------------------------
+
+    def configure_optimizers(self):
+        model = self.model
+        # Runs when training starts (never in `zoo eval`): the baseline's critic norm, the memory layout.
+        if self.critic_norm and self.critic_norm != model.config.critic_norm:
+            model.use_critic_norm(self.critic_norm)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        extra, s = self.config.extra, self.settings
+        lr = float(self.config.lr) if self.config.lr is not None else s.lr
+        betas = tuple(float(b) for b in (extra.get("adam_betas") or s.betas))
+        eps = float(extra.get("adam_eps") or s.eps)
+        return {"d": torch.optim.Adam(model.D.parameters(), lr=lr, betas=betas, eps=eps),
+                "g": torch.optim.Adam(model.G.parameters(), lr=lr, betas=betas, eps=eps)}
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _nets(self, model):
+        """(G, D) as called in the losses: the model's own, or torch.compile'd copies (``compile``)."""
+        if not self.compile:
+            return model.G, model.D
+        key = id(model)
+        if key not in self._nets_cache:
+            self._nets_cache = {key: (torch.compile(model.G), torch.compile(model.D))}
+        return self._nets_cache[key]
+
+    def _images(self, batch) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, C, S, S) in [-1, 1]
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    @staticmethod
+    def _draw(shape_tail: tuple, local: int, device, fn=torch.randn) -> torch.Tensor:
+        """Random numbers for this process's share of the global batch.
+
+        Every process draws the whole global batch's numbers (the same stream everywhere, seeded by
+        the core) and keeps rows rank, rank + N, ...: the examples the core's sampler gives it. So N
+        processes pair the same reals with the same z as one process does.
+        """
+        rank, world = _shard()
+        full = fn(local * world, *shape_tail, device=device)
+        return full[rank::world] if world > 1 else full
+
+    def _noise(self, model, x: torch.Tensor) -> torch.Tensor:
+        return self._draw((model.config.z_dim,), x.shape[0], x.device)  # (B, z_dim), z ~ N(0, I)
+
+    # -- the losses -----------------------------------------------------------------------------------
+
+    def d_loss(self, model, batch):
+        G, D = self._nets(model)
+        x_r = self._images(batch)  # (B, C, S, S)
+        with torch.no_grad():  # the critic's loss must not reach G
+            x_f = G(self._noise(model, x_r))  # (B, C, S, S)
+        t_r, t_f = D(x_r), D(x_f)  # (B,), (B,): two calls, two sets of batch statistics
+        out = {"d_real": t_r.detach().mean(), "d_fake": t_f.detach().mean()}
+        if self.loss in ("qp-l1", "qp-l2"):
+            d = qp_distance(x_r, x_f, self.loss[-2:])  # (B,)
+            loss = qp_critic_loss(t_r, t_f, d, self.qp_lambda)
+            out["qp_ratio"] = ((t_r - t_f).detach().abs() / (self.qp_lambda * d)).mean()  # optimum <= 1
+        elif self.loss == "wgan-gp":
+            e = self._draw((1, 1, 1), x_r.shape[0], x_r.device, torch.rand)  # (B, 1, 1, 1)
+            gp = gradient_penalty(model.D, x_r, x_f, e)  # double backward: the uncompiled critic
+            loss = wgan_critic_loss(t_r, t_f) + self.gp_lambda * gp
+            out["gp"] = gp.detach()
+        else:
+            loss = sgan_critic_loss(t_r, t_f)
+        out["loss"] = loss
+        return out
+
+    def g_loss(self, model, batch):
+        G, D = self._nets(model)
+        x_r = self._images(batch)
+        x_f = G(self._noise(model, x_r))  # fresh z
+        if self.loss in ("qp-l1", "qp-l2"):
+            with torch.no_grad():  # T(x_r) does not depend on G: its value, without a graph through D
+                t_r = D(x_r)
+            loss = qp_generator_loss(t_r, D(x_f))
+        elif self.loss == "wgan-gp":
+            loss = -D(x_f).mean()
+        else:
+            loss = sgan_generator_loss(D(x_f))
+        return {"loss": loss}
+
+    # -- evaluation -----------------------------------------------------------------------------------
+
+    def _check_metric(self, model) -> None:
+        """Refuse a metric that cannot run before any training is spent (not at the first validation)."""
+        net, extra = self.feature_net, self.config.extra
+        if net not in ("lenet", "inception"):
+            raise ZooError(f"unknown feature_net {net!r}", where="--set feature_net=...",
+                           hint="lenet (LeNet-FID, 28/32 px grey images) or inception (with inception_weights=PATH)")
+        if net == "lenet" and model.config.channels != 1:
+            raise ZooError(f"LeNet-FID scores grey images; this model makes {model.config.channels}-channel ones",
+                           where="--set feature_net=lenet",
+                           hint="use --set feature_net=inception --set inception_weights=PATH for colour images")
+        if net == "inception" and not extra.get("inception_weights"):
+            from zoo_images.metrics import INCEPTION_HINT
+
+            raise ZooError("Inception FID needs the network's weights file", where="--set inception_weights=PATH",
+                           hint=INCEPTION_HINT)
+
+    def _extractor(self, device):
+        """The metric's feature network: zoo-images' LeNetFeatures or InceptionFeatures."""
+        if self.feature_net == "inception":
+            from zoo_images.metrics import InceptionFeatures
+
+            return InceptionFeatures(self.config.extra["inception_weights"], device=device)
+        from zoo_images.metrics import LeNetFeatures
+
+        return LeNetFeatures(device=str(device))
+
+    def _fid_reference(self, device):
+        """(feature extractor, real statistics) of the metric, made on the first evaluation (the statistics
+        are cached on disk by zoo-images)."""
+        if self._reference is None:
+            from zoo_images.metrics import real_statistics
+
+            extra = self.config.extra
+            extractor = self._extractor(device)
+            options = dict(extra.get("fid_options", {}))
+            options.update(extra.get("dataset_options", {}))
+            real = real_statistics(extractor, dataset=extra.get("fid_dataset", "mnist"),
+                                   split=extra.get("fid_split", "train"), limit=extra.get("fid_limit"),
+                                   **options)
+            self._reference = (extractor, real)
+        return self._reference
+
+    @torch.no_grad()
+    def evaluate(self, model, loader):
+        """LeNet-FID and KID of ``eval_samples`` fixed-seed samples; also keeps a fixed-z grid for after_validation."""
+        from zoo_images.metrics import generator_metrics
+
+        extra = self.config.extra
+        device = next(model.parameters()).device
+        extractor, real = self._fid_reference(device)
+        gen = torch.Generator().manual_seed(int(extra.get("eval_seed", 0)))
+
+        def sample(n):  # (n, C, S, S) in [-1, 1]; the extractor rounds them to 8-bit pixels
+            return model.sample(n, generator=gen, device=device).float()
+
+        m = generator_metrics(sample, int(extra.get("eval_samples", 10_000)), extractor, real,
+                              batch_size=int(self.config.eval_batch_size),
+                              kid_subsets=int(extra.get("kid_subsets", 10)))
+        grid_gen = torch.Generator().manual_seed(int(extra.get("grid_seed", 1)))
+        self._grid = model.sample(int(extra.get("grid_samples", 64)), generator=grid_gen, device=device).float().cpu()
+        return {"fid": float(m["fid"]), "kid": float(m["kid"]), "kid_std": float(m["kid_std"])}
+
+    def after_validation(self, control, metrics):
+        """Write the validation's sample grid (fixed z) as OUT/samples/step-NNNNNNNN.png (rank 0)."""
+        if self._grid is None:
+            return
+        from zoo_images.pictures import save_grid
+
+        grid, self._grid = self._grid, None
+        save_grid(grid, Path(self.config.out) / "samples" / f"step-{control.state.step:08d}.png")
+
+    def model_card(self, model, metrics, state):
+        extra = self.config.extra
+        n = int(extra.get("eval_samples", 10_000))
+        data = extra.get("fid_dataset", "mnist")
+        protocol = (f"{n:,} samples (fixed seed, eval mode, 8-bit), LeNet pool features vs the {data} "
+                    f"{extra.get('fid_split', 'train')} split")
+        recorded = {name: {"value": round(float(metrics[name]), 6), "dataset": data, "protocol": protocol}
+                    for name in ("fid", "kid") if name in metrics}
+        s = self.settings
+        notes = (f"Trained here with loss {self.loss} ({self.n_critic} critic updates per generator update, "
+                 f"Adam lr {self.config.lr if self.config.lr is not None else s.lr}, betas {s.betas}), "
+                 f"batch {self.config.batch_size}, best at step {state.step} of training "
+                 f"({state.elapsed:.0f} s).")
+        return model_card(model.config_dict(), title="GAN-QP", license="Apache-2.0", metrics=recorded,
+                          summary="GAN-QP (Su 2018, arXiv 1811.07296): a GAN whose critic needs no Lipschitz "
+                                  "constraint. Sample with `model.eval(); model.sample(64)`.",
+                          source="https://github.com/bojone/gan-qp", notes=notes)
