@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
 
 import numpy as np
@@ -30,36 +29,7 @@ def _write_pickle(path, sizes=(6, 3, 2), seed=0, scale=256.0):
     return ints
 
 
-def test_synthetic_pickle_decodes_and_bad_ones_are_refused(tmp_path):
-    path = tmp_path / "mnist.pkl.gz"
-    ints = _write_pickle(path)
-    out = d.decode_mnist_pickle(path, sha256_file(path))
-    for split, (pixels, labels) in zip(d.SPLITS, ints):
-        assert np.array_equal(out[f"{split}.images"], pixels) and np.array_equal(out[f"{split}.labels"], labels)
-    with pytest.raises(IntegrityError, match="sha256 mismatch"):
-        d.decode_mnist_pickle(path, "0" * 64)
-    path.write_bytes(path.read_bytes()[:500])
-    with pytest.raises(IntegrityError, match="cannot decode"):
-        d.decode_mnist_pickle(path, None)
-
-
-def test_unpickler_refuses_code(tmp_path):
-    marker = tmp_path / "ran"
-
-    class Evil:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    path = tmp_path / "evil.pkl.gz"
-    with gzip.open(path, "wb") as f:
-        pickle.dump(Evil(), f, protocol=2)
-    with pytest.raises(IntegrityError, match="not allowed"):
-        d.decode_mnist_pickle(path, None)
-    assert not marker.exists()
-
-
-def test_installed_wheel_matches_the_pin(mnist):
-    assert sha256_file(d.wheel_data_file()) == d.WHEEL_SHA256
+# The MNIST source itself (pickle decoding, pins, cache) is tested in test_mnist_source.py.
 
 
 def test_mnist_flat_layout_is_the_nice_one(mnist):
