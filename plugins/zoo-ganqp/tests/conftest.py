@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import pytest
 
@@ -14,19 +13,6 @@ TINY_MODEL = {"img_size": 32, "channels": 1, "z_dim": 16, "max_channels": 64}
 SMALL_RUN = dict(batch_size=32, limit_train=512, max_steps=4, eval_every_steps=None, eval_samples=200,
                  fid_limit=2000, kid_subsets=2, eval_batch_size=200, grid_samples=16, progress=False,
                  log_every=1, checkpoint_every=1000, device="cpu", threads=1)
-
-
-@pytest.fixture(scope="session")
-def zoo_home(tmp_path_factory):
-    """A ZOO_HOME for the whole session (in os.environ, so torchrun children inherit it)."""
-    home = tmp_path_factory.mktemp("zoo-home")
-    old = os.environ.get("ZOO_HOME")
-    os.environ["ZOO_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("ZOO_HOME", None)
-    else:
-        os.environ["ZOO_HOME"] = old
 
 
 @pytest.fixture

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
-def zoo_home(tmp_path_factory):
-    """A ZOO_HOME for the whole session, so caches written by the tests never touch the user's."""
-    home = tmp_path_factory.mktemp("zoo-home")
-    old = os.environ.get("ZOO_HOME")
-    os.environ["ZOO_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("ZOO_HOME", None)
-    else:
-        os.environ["ZOO_HOME"] = old
+def _private_zoo_home(zoo_home):
+    """Every test here runs under the kit's session ZOO_HOME, so caches never touch the user's."""
+    return zoo_home
 
 
 @pytest.fixture(scope="session")
