@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import gzip
-import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from zoo_core import IntegrityError, ZooError, sha256_file
+from zoo_core import IntegrityError, ZooError
 from zoo_images import data as d
 
 # --- MNIST ----------------------------------------------------------------------------------
 
 
-def _write_pickle(path, sizes=(6, 3, 2), seed=0, scale=256.0):
-    """A small file in the wheel's format: gzip(pickle(((x, y), (x, y), (x, y)))) with x = uint8 / 256."""
-    rng = np.random.default_rng(seed)
-    parts, ints = [], []
-    for n in sizes:
-        pixels = rng.integers(0, 256, size=(n, 784), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n).astype(np.int64)
-        parts.append(((pixels / scale).astype(np.float32), labels))
-        ints.append((pixels, labels))
-    with gzip.open(path, "wb") as f:
-        pickle.dump(tuple(parts), f, protocol=2)
-    return ints
-
-
-# The MNIST source itself (pickle decoding, pins, cache) is tested in test_mnist_source.py.
+# The MNIST source itself (pickle decoding, pins, cache rebuilds) is tested in test_mnist_source.py.
 
 
 def test_mnist_flat_layout_is_the_nice_one(mnist):
@@ -92,19 +77,6 @@ def test_mnist_cache_is_used(mnist, monkeypatch):
     monkeypatch.setattr(d, "decode_mnist_pickle", no_pickle)
     again = d.MNIST(layout="image").tensors()
     assert torch.equal(again["test.images"], mnist.tensors()["test.images"])
-
-
-def test_damaged_mnist_cache_is_rebuilt(tmp_path, monkeypatch):
-    wheel_file = tmp_path / "mnist.pkl.gz"
-    ints = _write_pickle(wheel_file)
-    monkeypatch.setattr(d, "wheel_data_file", lambda: wheel_file)
-    monkeypatch.setattr(d, "WHEEL_SHA256", sha256_file(wheel_file))
-    monkeypatch.setattr(d, "SPLIT_SIZES", {"train": 6, "validation": 3, "test": 2})
-    data = d.MNIST(root=tmp_path / "cache")
-    data.tensors()
-    data.cache_path().write_bytes(b"not a safetensors file")
-    rebuilt = d.MNIST(root=tmp_path / "cache", layout="image").tensors()
-    assert np.array_equal(rebuilt["validation.images"].numpy(), ints[1][0])
 
 
 # --- Fashion-MNIST --------------------------------------------------------------------------

@@ -144,6 +144,9 @@ def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
     rebuilt = nd.MNIST(root=tmp_path / "cache").tensors()
     assert np.array_equal(rebuilt["validation.images"].numpy(), ints[1][0])
     assert nd.load_safetensors_splits(data.cache_path())["test.images"].shape == (2, 784)
+    data.cache_path().write_bytes(b"not a safetensors file")  # the image layout rebuilds it the same way
+    rebuilt = nd.MNIST(root=tmp_path / "cache", layout="image").tensors()
+    assert np.array_equal(rebuilt["validation.images"].numpy(), ints[1][0])
 
 
 def test_wrong_split_sizes_are_refused(tmp_path):
