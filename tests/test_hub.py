@@ -360,7 +360,7 @@ def test_push_refuses_pickles_and_missing_token(local_hub, tmp_path):
 def test_progress_bars_on(local_hub, monkeypatch, capsys):
     monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS")
     monkeypatch.setenv("TQDM_POSITION", "-1")  # bars on even without a terminal (as huggingface_hub does)
-    monkeypatch.setattr(hub, "_HASH_PROGRESS_MIN", 0)  # show the verification bar for small files too
+    monkeypatch.setattr(hub.verify, "HASH_PROGRESS_MIN", 0)  # show the verification bar for small files too
     local_hub.publish("org/tiny", FILES)
     assert _content(hub.pull(local_hub.pin("org/tiny"))) == FILES
     err = capsys.readouterr().err

@@ -61,7 +61,3 @@ __all__ = [
     "snapshot_path",
 ]
 
-#: Show a "verifying" progress bar when more than this many bytes are to be hashed. Kept here under its
-#: pre-split name and read at call time by ``verify.hash_bar``, so tests can lower it with
-#: ``monkeypatch.setattr(hub, "_HASH_PROGRESS_MIN", 0)``.
-_HASH_PROGRESS_MIN = 64 * 1024 * 1024

@@ -52,17 +52,13 @@ class _NullBar:
         pass
 
 
-def _progress_min() -> int:
-    # The threshold lives on the package as ``zoo_core.hub._HASH_PROGRESS_MIN`` (its name before the split),
-    # read at call time so that ``monkeypatch.setattr(hub, "_HASH_PROGRESS_MIN", 0)`` keeps working.
-    from . import _HASH_PROGRESS_MIN
-
-    return _HASH_PROGRESS_MIN
+#: Show a "verifying" progress bar when more than this many bytes are to be hashed.
+HASH_PROGRESS_MIN = 64 * 1024 * 1024
 
 
 def hash_bar(total: int, progress: bool, desc: str):
     """A "verifying" progress bar for ``total`` bytes to hash; a no-op one when off or below the threshold."""
-    if not progress or total < _progress_min() or env_true("HF_HUB_DISABLE_PROGRESS_BARS"):
+    if not progress or total < HASH_PROGRESS_MIN or env_true("HF_HUB_DISABLE_PROGRESS_BARS"):
         return _NullBar()
     from huggingface_hub.utils import tqdm
 
