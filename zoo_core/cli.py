@@ -326,11 +326,11 @@ def train(name, no_install, **kwargs):
 
 def _default_model(recipe_name: str) -> str:
     """The model ``zoo eval RECIPE`` scores when none is named: the installed one, else the last run's."""
-    from .registry import catalogue
+    from .registry import entries_for_recipe
     from .store import has_local_model
 
-    for entry in catalogue().values():
-        if entry.recipe == recipe_name and has_local_model(entry.id):
+    for entry in entries_for_recipe(recipe_name):
+        if has_local_model(entry.id):
             return entry.id
     return f"runs/{recipe_name}/model"
 

@@ -224,6 +224,11 @@ def get_entry(name: str) -> Entry:
     raise did_you_mean("model", name, table, otherwise="`zoo list` shows the models in the catalogue")
 
 
+def entries_for_recipe(recipe: str) -> list[Entry]:
+    """The catalogue entries whose weights the training recipe ``recipe`` produces."""
+    return [e for e in catalogue().values() if e.recipe == recipe]
+
+
 def search(pattern: str | None = None, *, task: str | None = None) -> list[Entry]:
     """Catalogue entries whose id matches ``pattern`` and whose task is ``task``.
 

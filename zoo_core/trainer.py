@@ -774,10 +774,10 @@ def train(name, config: TrainConfig | dict | None = None, **overrides) -> Path:
     best = Trainer(recipe, config).fit()
     if not config.install or not (best / "config.json").is_file():
         return best
-    from .registry import catalogue
+    from .registry import entries_for_recipe
     from .store import local_model_dir
 
-    entries = [e for e in catalogue().values() if e.recipe == recipe.name]
+    entries = entries_for_recipe(recipe.name)
     if not entries:
         if dist.is_main():
             print(f"zoo: no catalogue entry names recipe {recipe.name!r}; the model stays in {best}",
