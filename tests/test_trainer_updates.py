@@ -463,3 +463,51 @@ def test_torchrun_two_processes_match_one_with_sparse_gradients_and_gan_updates(
         assert all(not torch.allclose(init[k], one[k]) for k in one), name  # every tensor trained
         for k in one:
             torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6, msg=f"{name}: {k}")
+
+
+# --- a training-time budget: methods compared at equal time -----------------------------------
+
+
+def test_timed_run_stops_at_its_training_budget_and_validates_on_the_clock(zoo_plugins, tmp_path, monkeypatch):
+    import time
+
+    import toy_plugin
+
+    step_seconds, eval_seconds, budget, period = 0.02, 0.15, 0.5, 0.2
+    train_step, evaluate_step = toy_plugin.ToyStep.training_step, toy_plugin.ToyStep.evaluate
+
+    def slow_step(self, model, batch):
+        time.sleep(step_seconds)
+        return train_step(self, model, batch)
+
+    def slow_evaluate(self, model, loader):
+        time.sleep(eval_seconds)
+        return evaluate_step(self, model, loader)
+
+    monkeypatch.setattr(toy_plugin.ToyStep, "training_step", slow_step)
+    monkeypatch.setattr(toy_plugin.ToyStep, "evaluate", slow_evaluate)
+    _fit(zoo_plugins, "toy-fit", tmp_path, epochs=1000, max_train_seconds=budget, eval_every_seconds=period,
+         checkpoint_every=10**6)
+    state = json.loads(sorted((tmp_path / "checkpoints").iterdir())[-1].joinpath("trainer_state.json")
+                       .read_text())["state"]
+    validations = [line for line in (json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines())
+                   if line.get("split") == "validation"]
+    # stopped by the clock: at the first step past the budget, each step costing at least step_seconds
+    assert state["step"] <= budget / step_seconds + 1
+    assert state["elapsed"] - state["eval_seconds"] >= budget
+    # validation time is counted apart from training time
+    assert state["eval_seconds"] >= eval_seconds * len(validations)
+    assert validations[-1]["step"] == state["step"]  # the final validation
+    # each timed validation falls in a new period of training time
+    periods = [int(v["train_seconds"] // period) for v in validations[:-1]]
+    assert len(periods) >= 1 and periods == sorted(set(periods)) and periods[0] >= 1
+    assert all(v["time"] >= v["train_seconds"] for v in validations)
+
+
+def test_shard_draw_without_a_process_group_is_the_plain_draw():
+    from zoo_core import shard_draw
+
+    torch.manual_seed(5)
+    a = shard_draw(torch.randn, 6, 3)
+    torch.manual_seed(5)
+    assert torch.equal(a, torch.randn(6, 3))

@@ -30,6 +30,8 @@ _LAZY = {
     "atomic_file": "files", "atomic_dir": "files", "write_text": "files", "write_bytes": "files",
     "replace_dir": "files", "copy_dir": "files", "sha256_file": "files", "verify_sha256": "files",
     "did_you_mean": "errors",
+    # training under torchrun
+    "shard_draw": "distributed",
 }
 
 __all__ = [
@@ -38,7 +40,7 @@ __all__ = [
     "UnknownNameError", "UnsafeFileError", "Update", "ZooDataset", "ZooError", "ZooModel", "atomic_dir",
     "atomic_file", "build_model", "cached", "copy_dir", "did_you_mean", "evaluate", "get_entry",
     "has_local_model", "hookimpl", "load_model", "local_model_dir", "model_card", "model_state", "pull",
-    "pull_pinned", "remove", "replace_dir", "resolve_folder", "search", "sha256_file", "train",
+    "pull_pinned", "remove", "replace_dir", "resolve_folder", "search", "sha256_file", "shard_draw", "train",
     "verify_sha256", "write_bytes", "write_text", "zoo_home",
 ]
 

@@ -48,8 +48,9 @@ class TrainState:
     ``batch_in_epoch`` how many of that epoch's batches are used up (a step
     takes one batch per :class:`~zoo_core.trainer.Update`), so right after an
     epoch ends ``epoch`` counts the completed epochs. ``elapsed`` is wall
-    seconds of training summed over resumed runs. ``history`` holds every
-    validation: ``{"epoch", "step", "time", **metrics}``.
+    seconds of training summed over resumed runs, ``eval_seconds`` the part of
+    it spent validating, so ``train_seconds`` is the time the updates had.
+    ``history`` holds every validation: ``{"epoch", "step", "time", **metrics}``.
     """
 
     step: int = 0
@@ -62,6 +63,7 @@ class TrainState:
     best_metrics: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     elapsed: float = 0.0
+    eval_seconds: float = 0.0
     stopped: bool = False  # TrainStep.after_validation called Control.stop()
     _started: float | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -82,6 +84,11 @@ class TrainState:
             self.elapsed = time.monotonic() - self._started
         return self.elapsed
 
+    @property
+    def train_seconds(self) -> float:
+        """Wall seconds of training without the validations (as of the last :meth:`tick`)."""
+        return self.elapsed - self.eval_seconds
+
     def best_record(self, monitor: str) -> dict | None:
         """The best validation, as ``metrics.json`` records it."""
         if self.best_step is None:
@@ -93,7 +100,8 @@ class TrainState:
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "batches_per_epoch": self.batches_per_epoch, "best_metric": self.best_metric,
                 "best_step": self.best_step, "best_epoch": self.best_epoch, "best_metrics": self.best_metrics,
-                "history": self.history, "elapsed": self.elapsed, "stopped": self.stopped}
+                "history": self.history, "elapsed": self.elapsed, "eval_seconds": self.eval_seconds,
+                "stopped": self.stopped}
 
     @classmethod
     def from_json(cls, data: dict) -> TrainState:

@@ -49,6 +49,19 @@ def world_size() -> int:
     return pg.get_world_size() if pg else 1
 
 
+def shard_draw(fn, rows: int, *shape: int, device=None) -> torch.Tensor:
+    """Random numbers for this process's ``rows`` examples of the global batch: ``fn(rows * N, *shape)``
+    drawn whole in every process, then rows rank, rank + N, ... kept (``fn`` is e.g. ``torch.randn``).
+
+    The core's training sampler deals the global batch out the same way and seeds every process's
+    generator alike, so N processes pair each example with the same random numbers as one process
+    does: a GAN's z, WGAN-GP's interpolation weights. Without a process group it is ``fn(rows, *shape)``.
+    """
+    r, world = rank(), world_size()
+    full = fn(rows * world, *shape, device=device)
+    return full[r::world] if world > 1 else full
+
+
 def is_main() -> bool:
     """Whether this is rank 0, the process that writes files."""
     return rank() == 0

@@ -43,6 +43,12 @@ class TrainConfig:
     ``max_steps`` steps when that is set (over as many epochs as it takes).
     Validation runs every ``eval_every`` epochs, or every ``eval_every_steps``
     steps when that is set, and always after the last step.
+
+    ``max_train_seconds`` ends the run at the first step that brings its
+    training time (wall time without the validations) to the budget, whatever
+    ``epochs`` or ``max_steps`` say; ``eval_every_seconds`` validates each time
+    the training time passes another multiple of it. Together they compare
+    methods at equal time (timed runs do not resume to the same step).
     """
 
     out: str = "runs/model"
@@ -57,6 +63,8 @@ class TrainConfig:
     keep_checkpoints: int = 2  # the newest N; 0 keeps all
     eval_every: int | None = 1  # epochs; None or 0: only at the end (unless eval_every_steps)
     eval_every_steps: int | None = None  # steps; replaces the epoch schedule when set
+    max_train_seconds: float | None = None  # stop once training (validation excluded) took this long
+    eval_every_seconds: float | None = None  # validate every N seconds of training; replaces the schedules above
     eval_batch_size: int = 500
     eval_max_batches: int | None = None  # validation during training reads at most this many batches
     limit_train: int | None = None  # use only the first N training examples
@@ -290,10 +298,12 @@ class _Run:
     state: TrainState
     progress: Any = None
     log: Any = None
+    out_of_time: bool = False  # max_train_seconds reached (rank 0's clock, for every process)
+    eval_due_by_time: bool = False  # eval_every_seconds passed another multiple at this step
 
     @property
     def finished(self) -> bool:
-        return self.state.stopped or self.state.step >= self.total
+        return self.state.stopped or self.state.step >= self.total or self.out_of_time
 
     @property
     def eval_model(self) -> nn.Module:
@@ -508,6 +518,7 @@ class Trainer:
         while not run.finished:
             epoch = st.epoch
             outputs = self._train_step(run, [_to_device(next(batches), run.device) for _ in range(updates)])
+            self._read_clock(run)
             st.batch_in_epoch += updates
             end_of_epoch = st.batch_in_epoch + updates > run.batches_per_epoch
             if end_of_epoch:
@@ -543,10 +554,33 @@ class Trainer:
         run.state.step += 1
         return outputs
 
+    def _read_clock(self, run: _Run) -> None:
+        """For timed runs: has training used up ``max_train_seconds``, is a timed validation due?
+
+        Rank 0's clock decides for every process, so all stop and validate at the same step.
+        """
+        cfg = self.config
+        if cfg.max_train_seconds is None and not cfg.eval_every_seconds:
+            return
+        decision = None
+        if run.rank == 0:
+            st = run.state
+            st.tick()
+            out_of_time = cfg.max_train_seconds is not None and st.train_seconds >= float(cfg.max_train_seconds)
+            due = False
+            if cfg.eval_every_seconds:
+                timed = [h["train_seconds"] for h in st.history if "train_seconds" in h]
+                period = float(cfg.eval_every_seconds)
+                due = st.train_seconds // period > (timed[-1] if timed else 0.0) // period
+            decision = (out_of_time, due)
+        run.out_of_time, run.eval_due_by_time = dist.broadcast_object(decision)
+
     def _validation_due(self, run: _Run, end_of_epoch: bool, epoch: int) -> bool:
         cfg = self.config
         if run.finished:
             return True
+        if cfg.eval_every_seconds:
+            return run.eval_due_by_time
         if cfg.eval_every_steps:
             return run.state.step % cfg.eval_every_steps == 0
         return end_of_epoch and bool(cfg.eval_every) and (epoch + 1) % cfg.eval_every == 0
@@ -572,6 +606,8 @@ class Trainer:
 
     def _validate(self, run: _Run, epoch: int) -> None:
         st, step = run.state, run.step
+        started = st.tick()
+        train_seconds = round(st.train_seconds, 3)
         metrics = None
         if run.rank == 0:
             # Evaluation must not shift the training RNG streams, or a resumed run would diverge.
@@ -582,9 +618,10 @@ class Trainer:
                 ckpt.restore_rng(*rng)
         metrics = dist.broadcast_object(metrics)
         now = round(st.tick(), 3)
-        st.history.append({"epoch": epoch, "step": st.step, "time": now, **metrics})
+        clock = {"time": now, "train_seconds": train_seconds}
+        st.history.append({"epoch": epoch, "step": st.step, **clock, **metrics})
         if run.rank == 0:
-            self._write_log(run, {"step": st.step, "epoch": epoch, "time": now, "split": "validation", **metrics})
+            self._write_log(run, {"step": st.step, "epoch": epoch, **clock, "split": "validation", **metrics})
         value = metrics.get(step.monitor)
         if value is not None and (st.best_metric is None or (value > st.best_metric if step.monitor_mode == "max"
                                                              else value < st.best_metric)):
@@ -598,6 +635,7 @@ class Trainer:
         actions = dist.broadcast_object(control.actions)
         if actions:
             self._apply(run, actions, epoch)
+        st.eval_seconds += st.tick() - started  # scoring, the best model's save, the step's pictures
 
     def _apply(self, run: _Run, actions: list, epoch: int) -> None:
         kinds = {a[0] for a in actions}

@@ -3,3 +3,7 @@
 Installed as a pytest plugin (entry point ``pytest11``), so a plugin's tests
 get the ``local_hub`` fixture without any conftest.
 """
+
+from .fixtures_home import only_plugins
+
+__all__ = ["only_plugins"]

@@ -18,3 +18,27 @@ def zoo_home(tmp_path_factory):
         os.environ.pop("ZOO_HOME", None)
     else:
         os.environ["ZOO_HOME"] = old
+
+
+def only_plugins(names: str):
+    """A fixture that yields ``zoo_core.plugins`` with only ``names`` (comma-separated entry-point
+    names, e.g. ``"ganqp,images"``) loaded, in the session's ZOO_HOME; everything is reset after.
+
+    In a plugin's conftest.py: ``zoo = only_plugins("ogan,images")``.
+    """
+
+    @pytest.fixture
+    def fixture(monkeypatch, zoo_home):
+        from zoo_core import plugins
+        from zoo_core.registry import catalogue
+
+        monkeypatch.setenv("ZOO_LOAD_PLUGINS", names)
+        plugins.reset()
+        plugins.load_plugins()
+        catalogue.cache_clear()
+        yield plugins
+        plugins.reset()
+        catalogue.cache_clear()
+
+    fixture.__doc__ = f"The plugin manager with only {names} loaded."
+    return fixture
