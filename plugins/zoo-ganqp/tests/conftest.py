@@ -6,6 +6,8 @@ import dataclasses
 
 import pytest
 
+from zoo_core.testing import only_plugins
+
 PLUGINS = "ganqp,images"
 # A small G and D (D 16, 32, 64 channels; G Dense(4*4*64), 32, 16, 1) at the recipe's 32 px.
 TINY_MODEL = {"img_size": 32, "channels": 1, "z_dim": 16, "max_channels": 64}
@@ -15,20 +17,7 @@ SMALL_RUN = dict(batch_size=32, limit_train=512, max_steps=4, eval_every_steps=N
                  log_every=1, checkpoint_every=1000, device="cpu", threads=1)
 
 
-@pytest.fixture
-def zoo(monkeypatch, zoo_home):
-    """The plugin manager with only zoo-ganqp and zoo-images loaded."""
-    from zoo_core import plugins
-
-    monkeypatch.setenv("ZOO_LOAD_PLUGINS", PLUGINS)
-    plugins.reset()
-    plugins.load_plugins()
-    from zoo_core.registry import catalogue
-
-    catalogue.cache_clear()
-    yield plugins
-    plugins.reset()
-    catalogue.cache_clear()
+zoo = only_plugins(PLUGINS)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from zoo_core import TrainConfig, Update, ZooError
-from zoo_ganqp.model import GANQP, BatchNorm2d, LayerNorm2d
+from zoo_ganqp.model import GANQP
+from zoo_images.gan import BatchNorm2d, LayerNorm2d
 from zoo_ganqp.train import (
     GANQPStep,
     gradient_penalty,

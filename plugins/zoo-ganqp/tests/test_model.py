@@ -10,7 +10,8 @@ from torch import nn
 
 from zoo_core import ZooError
 from zoo_core.model import load_folder
-from zoo_ganqp.model import BN_EPS, BN_MOMENTUM, GANQP, BatchNorm1d, BatchNorm2d, LayerNorm2d
+from zoo_ganqp.model import GANQP
+from zoo_images.gan import BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm2d, LayerNorm2d
 
 
 def _convs(module, kind):

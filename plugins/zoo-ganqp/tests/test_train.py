@@ -279,7 +279,9 @@ def test_celebahq_recipe_trains_on_an_image_folder(zoo, mnist, tmp_path, monkeyp
                   dataset_options={"root": str(pictures)})
     with pytest.raises(ZooError, match="Inception"):  # refused before any training, not at the first validation
         Trainer(recipe, TrainConfig.from_dict(values)).fit()
-    monkeypatch.setattr(GANQPStep, "_extractor", lambda self, device: _PooledPixels())
+    from zoo_images.metrics import GeneratorScore
+
+    monkeypatch.setattr(GeneratorScore, "extractor", lambda self, device: _PooledPixels())
     values["inception_weights"] = "default_1.pt"
     best = Trainer(recipe, TrainConfig.from_dict(values)).fit()
     model = load_folder(best)

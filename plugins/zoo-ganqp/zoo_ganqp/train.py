@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from zoo_core import TrainStep, Update, ZooError, model_card
+from zoo_core import TrainStep, Update, ZooError, model_card, shard_draw
 
 LOSSES = ("qp-l1", "qp-l2", "wgan-gp", "sgan")
 
@@ -116,15 +116,6 @@ def sgan_generator_loss(t_f: torch.Tensor) -> torch.Tensor:
     return F.softplus(-t_f).mean()
 
 
-def _shard() -> tuple[int, int]:
-    """(rank, world size) under torchrun, (0, 1) otherwise."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 # --- the step --------------------------------------------------------------------------------------------
 
 
@@ -150,12 +141,12 @@ class GANQPStep(TrainStep):
         self.qp_lambda = float(extra.get("qp_lambda", 10.0))
         self.gp_lambda = float(extra.get("gp_lambda", 10.0))
         self.critic_norm = extra.get("critic_norm") or self.settings.critic_norm
-        self.feature_net = str(extra.get("feature_net", "lenet"))
-        self._check_metric(model)
+        from zoo_images.metrics import GeneratorScore
+
+        self.score = GeneratorScore(extra, channels=model.config.channels, batch_size=config.eval_batch_size)
         self.channels_last = bool(extra.get("channels_last", False))
         self.compile = bool(extra.get("compile", False))
         self._nets_cache: dict = {}
-        self._reference = None  # (extractor, real statistics), made on first evaluation
         self._grid = None  # the last evaluation's fixed-z samples, written in after_validation
 
     # -- optimisers (and the model's layout for this loss) -----------------------------------------------
@@ -189,20 +180,9 @@ class GANQPStep(TrainStep):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, C, S, S) in [-1, 1]
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    @staticmethod
-    def _draw(shape_tail: tuple, local: int, device, fn=torch.randn) -> torch.Tensor:
-        """Random numbers for this process's share of the global batch.
-
-        Every process draws the whole global batch's numbers (the same stream everywhere, seeded by
-        the core) and keeps rows rank, rank + N, ...: the examples the core's sampler gives it. So N
-        processes pair the same reals with the same z as one process does.
-        """
-        rank, world = _shard()
-        full = fn(local * world, *shape_tail, device=device)
-        return full[rank::world] if world > 1 else full
-
     def _noise(self, model, x: torch.Tensor) -> torch.Tensor:
-        return self._draw((model.config.z_dim,), x.shape[0], x.device)  # (B, z_dim), z ~ N(0, I)
+        # every process draws the global batch's z and keeps its rows: N processes train like one
+        return shard_draw(torch.randn, x.shape[0], model.config.z_dim, device=x.device)  # (B, z_dim), N(0, I)
 
     # -- the losses -----------------------------------------------------------------------------------
 
@@ -218,7 +198,7 @@ class GANQPStep(TrainStep):
             loss = qp_critic_loss(t_r, t_f, d, self.qp_lambda)
             out["qp_ratio"] = ((t_r - t_f).detach().abs() / (self.qp_lambda * d)).mean()  # optimum <= 1
         elif self.loss == "wgan-gp":
-            e = self._draw((1, 1, 1), x_r.shape[0], x_r.device, torch.rand)  # (B, 1, 1, 1)
+            e = shard_draw(torch.rand, x_r.shape[0], 1, 1, 1, device=x_r.device)  # (B, 1, 1, 1)
             gp = gradient_penalty(model.D, x_r, x_f, e)  # double backward: the uncompiled critic
             loss = wgan_critic_loss(t_r, t_f) + self.gp_lambda * gp
             out["gp"] = gp.detach()
@@ -243,67 +223,15 @@ class GANQPStep(TrainStep):
 
     # -- evaluation -----------------------------------------------------------------------------------
 
-    def _check_metric(self, model) -> None:
-        """Refuse a metric that cannot run before any training is spent (not at the first validation)."""
-        net, extra = self.feature_net, self.config.extra
-        if net not in ("lenet", "inception"):
-            raise ZooError(f"unknown feature_net {net!r}", where="--set feature_net=...",
-                           hint="lenet (LeNet-FID, 28/32 px grey images) or inception (with inception_weights=PATH)")
-        if net == "lenet" and model.config.channels != 1:
-            raise ZooError(f"LeNet-FID scores grey images; this model makes {model.config.channels}-channel ones",
-                           where="--set feature_net=lenet",
-                           hint="use --set feature_net=inception --set inception_weights=PATH for colour images")
-        if net == "inception" and not extra.get("inception_weights"):
-            from zoo_images.metrics import INCEPTION_HINT
-
-            raise ZooError("Inception FID needs the network's weights file", where="--set inception_weights=PATH",
-                           hint=INCEPTION_HINT)
-
-    def _extractor(self, device):
-        """The metric's feature network: zoo-images' LeNetFeatures or InceptionFeatures."""
-        if self.feature_net == "inception":
-            from zoo_images.metrics import InceptionFeatures
-
-            return InceptionFeatures(self.config.extra["inception_weights"], device=device)
-        from zoo_images.metrics import LeNetFeatures
-
-        return LeNetFeatures(device=str(device))
-
-    def _fid_reference(self, device):
-        """(feature extractor, real statistics) of the metric, made on the first evaluation (the statistics
-        are cached on disk by zoo-images)."""
-        if self._reference is None:
-            from zoo_images.metrics import real_statistics
-
-            extra = self.config.extra
-            extractor = self._extractor(device)
-            options = dict(extra.get("fid_options", {}))
-            options.update(extra.get("dataset_options", {}))
-            real = real_statistics(extractor, dataset=extra.get("fid_dataset", "mnist"),
-                                   split=extra.get("fid_split", "train"), limit=extra.get("fid_limit"),
-                                   **options)
-            self._reference = (extractor, real)
-        return self._reference
-
     @torch.no_grad()
     def evaluate(self, model, loader):
         """LeNet-FID and KID of ``eval_samples`` fixed-seed samples; also keeps a fixed-z grid for after_validation."""
-        from zoo_images.metrics import generator_metrics
-
-        extra = self.config.extra
         device = next(model.parameters()).device
-        extractor, real = self._fid_reference(device)
-        gen = torch.Generator().manual_seed(int(extra.get("eval_seed", 0)))
-
-        def sample(n):  # (n, C, S, S) in [-1, 1]; the extractor rounds them to 8-bit pixels
-            return model.sample(n, generator=gen, device=device).float()
-
-        m = generator_metrics(sample, int(extra.get("eval_samples", 10_000)), extractor, real,
-                              batch_size=int(self.config.eval_batch_size),
-                              kid_subsets=int(extra.get("kid_subsets", 10)))
-        grid_gen = torch.Generator().manual_seed(int(extra.get("grid_seed", 1)))
-        self._grid = model.sample(int(extra.get("grid_samples", 64)), generator=grid_gen, device=device).float().cpu()
-        return {"fid": float(m["fid"]), "kid": float(m["kid"]), "kid_std": float(m["kid_std"])}
+        metrics = self.score(model, device)
+        grid_gen = torch.Generator().manual_seed(int(self.config.extra.get("grid_seed", 1)))
+        self._grid = model.sample(int(self.config.extra.get("grid_samples", 64)), generator=grid_gen,
+                                  device=device).float().cpu()
+        return metrics
 
     def after_validation(self, control, metrics):
         """Write the validation's sample grid (fixed z) as OUT/samples/step-NNNNNNNN.png (rank 0)."""
@@ -315,11 +243,8 @@ class GANQPStep(TrainStep):
         save_grid(grid, Path(self.config.out) / "samples" / f"step-{control.state.step:08d}.png")
 
     def model_card(self, model, metrics, state):
-        extra = self.config.extra
-        n = int(extra.get("eval_samples", 10_000))
-        data = extra.get("fid_dataset", "mnist")
-        protocol = (f"{n:,} samples (fixed seed, eval mode, 8-bit), LeNet pool features vs the {data} "
-                    f"{extra.get('fid_split', 'train')} split")
+        data = self.config.extra.get("fid_dataset", "mnist")
+        protocol = self.score.protocol()
         recorded = {name: {"value": round(float(metrics[name]), 6), "dataset": data, "protocol": protocol}
                     for name in ("fid", "kid") if name in metrics}
         s = self.settings

@@ -197,6 +197,16 @@ def test_shipped_lenet_test_accuracy(lenet, mnist):
     assert accuracy >= 0.99, accuracy
 
 
+def test_lenet_classify_is_the_models_argmax_on_8_bit_pixels(lenet, mnist):
+    x28, y = mnist.split("test").batch(range(0, 500))
+    x32 = torch.nn.functional.pad(x28, (2, 2, 2, 2), value=-1.0)  # GAN-QP / O-GAN's 32 px layout
+    classes = lenet.classify(x32)
+    assert classes.shape == (500,) and classes.dtype == torch.long
+    with torch.inference_mode():
+        assert torch.equal(classes, lenet.model(lenet.prepare(x28)).argmax(1))
+    assert (classes == y).float().mean() >= 0.99
+
+
 def test_lenet_features_sizes(lenet, mnist):
     x28 = mnist.split("test").batch(range(0, 64))[0]
     x32 = torch.nn.functional.pad(x28, (2, 2, 2, 2), value=-1.0)

@@ -138,6 +138,14 @@ class LeNetFeatures:
                for i in range(0, x.shape[0], self.batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.dim)
 
+    @torch.inference_mode()
+    def classify(self, images) -> torch.Tensor:
+        """The LeNet's digit class of each image, (N,) int64: how O-GAN's reconstructions are checked."""
+        x = self.prepare(images)
+        out = [self.model(x[i:i + self.batch_size].to(self.device)).argmax(1).cpu()
+               for i in range(0, x.shape[0], self.batch_size)]
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
 
 def _is_torchscript(path: Path) -> bool:
     """TorchScript archives are zip files with a ``*/code/`` folder; torch.save state dicts have none."""
@@ -421,6 +429,81 @@ def split_metrics(extractor, dataset="mnist", split: str = "test", against: str 
             "n_against": float(len(b["features"]))}
 
 
-__all__ = ["INCEPTION_SHA256", "InceptionFeatures", "LENET_SHA256", "LeNetFeatures", "feature_statistics",
-           "frechet_distance", "generator_metrics", "kid", "mmd2_unbiased", "polynomial_kernel", "quantize",
-           "real_statistics", "split_features", "split_metrics", "statistics_path", "verify_lenet_folder"]
+
+class GeneratorScore:
+    """A generator recipe's sample-quality metric, read from its ``config.extra`` (GAN-QP, O-GAN).
+
+    Keys (all optional): ``feature_net`` ("lenet": LeNet-FID of grey 28/32 px images; "inception":
+    standard FID, with ``inception_weights``: a path), ``fid_dataset`` ("mnist"), ``fid_split``
+    ("train"), ``fid_options`` (dataset options; ``dataset_options`` are merged in), ``fid_limit``
+    (all), ``eval_samples`` (10000), ``eval_seed`` (0), ``kid_subsets`` (10). The reference statistics
+    are made on first use (and cached on disk by :func:`real_statistics`).
+    """
+
+    def __init__(self, extra: dict, *, channels: int, batch_size: int = 500):
+        self.extra = extra
+        self.feature_net = str(extra.get("feature_net", "lenet"))
+        self.batch_size = int(batch_size)
+        self._reference = None
+        self.check(channels)
+
+    def check(self, channels: int) -> None:
+        """Refuse a metric that cannot run before any training is spent (not at the first validation)."""
+        net = self.feature_net
+        if net not in ("lenet", "inception"):
+            raise ZooError(f"unknown feature_net {net!r}", where="--set feature_net=...",
+                           hint="lenet (LeNet-FID, 28/32 px grey images) or inception (with inception_weights=PATH)")
+        if net == "lenet" and channels != 1:
+            raise ZooError(f"LeNet-FID scores grey images; this model makes {channels}-channel ones",
+                           where="--set feature_net=lenet",
+                           hint="use --set feature_net=inception --set inception_weights=PATH for colour images")
+        if net == "inception" and not self.extra.get("inception_weights"):
+            raise ZooError("Inception FID needs the network's weights file", where="--set inception_weights=PATH",
+                           hint=INCEPTION_HINT)
+
+    def extractor(self, device):
+        """The feature network: LeNetFeatures or InceptionFeatures, on ``device``."""
+        if self.feature_net == "inception":
+            return InceptionFeatures(self.extra["inception_weights"], device=device)
+        return LeNetFeatures(device=str(device))
+
+    def reference(self, device) -> tuple:
+        """(feature extractor, real statistics), made once."""
+        if self._reference is None:
+            extra = self.extra
+            extractor = self.extractor(device)
+            options = dict(extra.get("fid_options", {}))
+            options.update(extra.get("dataset_options", {}))
+            real = real_statistics(extractor, dataset=extra.get("fid_dataset", "mnist"),
+                                   split=extra.get("fid_split", "train"), limit=extra.get("fid_limit"), **options)
+            self._reference = (extractor, real)
+        return self._reference
+
+    @property
+    def samples(self) -> int:
+        return int(self.extra.get("eval_samples", 10_000))
+
+    def __call__(self, model, device) -> dict[str, float]:
+        """FID, KID and its spread of ``eval_samples`` images of ``model.sample(n, generator=, device=)``, drawn
+        with the fixed ``eval_seed`` (so the figure is a deterministic function of the weights)."""
+        extractor, real = self.reference(device)
+        gen = torch.Generator().manual_seed(int(self.extra.get("eval_seed", 0)))
+
+        def sample(n):  # (n, C, S, S) in [-1, 1]; the extractor rounds them to 8-bit pixels
+            return model.sample(n, generator=gen, device=device).float()
+
+        m = generator_metrics(sample, self.samples, extractor, real, batch_size=self.batch_size,
+                              kid_subsets=int(self.extra.get("kid_subsets", 10)))
+        return {"fid": float(m["fid"]), "kid": float(m["kid"]), "kid_std": float(m["kid_std"])}
+
+    def protocol(self) -> str:
+        """How the figure was made, for model cards."""
+        kind = "LeNet pool" if self.feature_net == "lenet" else "Inception-v3 pool3"
+        return (f"{self.samples:,} samples (fixed seed, eval mode, 8-bit), {kind} features vs the "
+                f"{self.extra.get('fid_dataset', 'mnist')} {self.extra.get('fid_split', 'train')} split")
+
+
+__all__ = ["INCEPTION_SHA256", "GeneratorScore", "InceptionFeatures", "LENET_SHA256", "LeNetFeatures",
+           "feature_statistics", "frechet_distance", "generator_metrics", "kid", "mmd2_unbiased",
+           "polynomial_kernel", "quantize", "real_statistics", "split_features", "split_metrics",
+           "statistics_path", "verify_lenet_folder"]
