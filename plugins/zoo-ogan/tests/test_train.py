@@ -1,0 +1,238 @@
+"""Training through the core's Trainer: one update per step, the metrics, EMA, exact resume, torchrun,
+install, and the commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from safetensors.torch import load_file
+
+from zoo_core import Trainer, evaluate, load_model, train
+from zoo_core.model import load_folder
+
+HERE = Path(__file__).parent
+
+
+def _ckpt(out, step):
+    return Path(out) / "checkpoints" / f"step-{step:08d}"
+
+
+def _weights(out, step, part="model"):
+    return load_file(_ckpt(out, step) / part / "model.safetensors")
+
+
+def _log(out):
+    return [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]
+
+
+def test_one_rmsprop_update_per_step_and_the_validation_outputs(tiny_recipe, small_config, tmp_path):
+    out = tmp_path / "run"
+    Trainer(tiny_recipe, small_config(out, max_steps=4, checkpoint_every=4)).fit()
+    state = load_file(_ckpt(out, 4) / "trainer_state.safetensors")
+    assert int(state["optim.rmsprop.0.step"]) == 4
+    assert "optim.rmsprop.0.square_avg" in state  # RMSprop's state, one optimizer for E and G
+    train_lines = [line for line in _log(out) if "z_corr" in line and "split" not in line]
+    assert [line["step"] for line in train_lines] == [1, 2, 3, 4]
+    assert all({"loss", "t_loss", "z_corr", "qp"} <= set(line) for line in train_lines)
+    validation = [line for line in _log(out) if line.get("split") == "validation"]
+    assert len(validation) == 1
+    v = validation[0]
+    assert {"fid", "kid", "kid_std", "z_corr", "recon_mse", "recon_acc"} <= set(v)
+    assert -1 <= v["z_corr"] <= 1 and v["recon_mse"] > 0 and 0 <= v["recon_acc"] <= 1
+    assert Image.open(out / "samples" / "step-00000004.png").size == (4 * 32 + 5 * 2,) * 2  # 16 samples
+    pairs = Image.open(out / "samples" / "step-00000004-recon.png")
+    assert pairs.size == (4 * 32 + 5 * 2, 4 * 32 + 5 * 2)  # 8 pairs: 2 pairs (4 tiles) per row, 4 rows
+
+
+def test_metrics_are_deterministic_functions_of_the_model(tiny_recipe, small_config, tmp_path):
+    config = small_config(tmp_path / "run", max_steps=2)
+    best = Trainer(tiny_recipe, config).fit()
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    again = evaluate(tiny_recipe, load_folder(best), split="validation", config=config)
+    for name in ("fid", "z_corr", "recon_mse", "recon_acc"):
+        assert again[name] == pytest.approx(history[-1][name], rel=1e-6), name
+
+
+def test_short_run_raises_rho_and_lowers_reconstruction_error(tiny_recipe, small_config, tmp_path):
+    from zoo_core.checkpoint import seed_everything
+
+    config = small_config(tmp_path / "run", limit_train=4000, max_steps=300, batch_size=64, limit_eval=500,
+                          recon_samples=500, corr_samples=500, eval_samples=500, threads=2)
+    seed_everything(config.seed)
+    untrained = Trainer(tiny_recipe, config).build_model()
+    before = evaluate(tiny_recipe, untrained, split="validation", config=config)
+    Trainer(tiny_recipe, config).fit()
+    after = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"][-1]
+    # measured at step 300 (tiny nets, about 12 s): eval-mode z_corr 0.024 -> 0.225, recon_mse 0.94 -> 0.43
+    # (the batch-norm running statistics, momentum 0.01, still lag the training-mode ones at this point)
+    assert after["z_corr"] > before["z_corr"] + 0.1, (before, after)
+    assert after["recon_mse"] < 0.8 * before["recon_mse"], (before, after)
+
+
+def test_ema_weights_are_what_is_evaluated_sampled_and_saved(tiny_recipe, small_config, tmp_path):
+    out = tmp_path / "run"
+    best = Trainer(tiny_recipe, small_config(out, max_steps=5, checkpoint_every=5, ema_decay=0.9)).fit()
+    live, ema = _weights(out, 5), _weights(out, 5, "ema")
+    assert live.keys() == ema.keys()
+    differ = [k for k in live if live[k].is_floating_point() and not torch.equal(live[k], ema[k])]
+    assert any(k.startswith("E.") for k in differ) and any(k.startswith("G.") for k in differ)
+    assert any("running_mean" in k for k in differ)  # the EMA covers the batch-norm statistics too
+    saved = load_file(best / "model.safetensors")
+    assert all(torch.equal(saved[k], ema[k]) for k in saved)  # the best model folder holds the EMA
+    ema_model = load_folder(best)
+    live_model = load_folder(_ckpt(out, 5) / "model")
+    gen = lambda: torch.Generator().manual_seed(0)
+    assert not torch.equal(ema_model.sample(4, generator=gen()), live_model.sample(4, generator=gen()))
+    v = [line for line in _log(out) if line.get("split") == "validation"][-1]
+    again = evaluate(tiny_recipe, ema_model, split="validation", config=small_config(out, ema_decay=0.9))
+    assert again["fid"] == pytest.approx(v["fid"], rel=1e-6)  # the logged validation scored the EMA
+
+
+def test_resume_is_bit_identical(tiny_recipe, small_config, tmp_path):
+    common = {"max_steps": 6, "checkpoint_every": 1, "keep_checkpoints": 0, "limit_train": 128, "ema_decay": 0.9}
+    Trainer(tiny_recipe, small_config(tmp_path / "straight", **common)).fit()
+    # 128 / 32 = 4 batches per epoch: step 3 stops mid-epoch 0
+    Trainer(tiny_recipe, small_config(tmp_path / "cut", **{**common, "max_steps": 3})).fit()
+    Trainer(tiny_recipe, small_config(tmp_path / "cut", **common)).fit()
+    for part in ("model", "ema"):
+        a, b = _weights(tmp_path / "straight", 6, part), _weights(tmp_path / "cut", 6, part)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (part, k)
+
+
+DDP_SCRIPT = """
+import dataclasses, sys, torch
+from zoo_core import plugins
+from zoo_core.trainer import TrainConfig, Trainer
+sys.path.insert(0, {here!r})
+from conftest import TINY_MODEL, make_config
+from zoo_ogan.train import OGANStep
+# float64 throughout (weights, images, z): in float32 this loss's gradients at initialisation carry
+# rounding error of up to 0.5% in one process (against float64), more than any sharding error to detect
+torch.set_default_dtype(torch.float64)
+train_step = OGANStep.training_step
+OGANStep.training_step = lambda self, model, batch: train_step(self, model, [batch[0].double(), *batch[1:]])
+OGANStep.evaluate = lambda self, model, loader: {{"fid": 0.0}}
+recipe = dataclasses.replace(plugins.get_recipe_spec("ogan-mnist"), model_config=dict(TINY_MODEL))
+Trainer(recipe, make_config({out!r}, max_steps=3, checkpoint_every=3, limit_train=512, seed=3)).fit()
+"""
+
+
+def test_torchrun_two_processes_match_one(tiny_recipe, tmp_path):
+    """Batch statistics over the global batch, z drawn for the global batch: 2 processes train like one."""
+    env = dict(os.environ, ZOO_LOAD_PLUGINS="ogan,images", OMP_NUM_THREADS="1")
+    for name, nproc in (("one", 1), ("two", 2)):
+        script = tmp_path / f"{name}.py"
+        script.write_text(textwrap.dedent(DDP_SCRIPT.format(here=str(HERE), out=str(tmp_path / name))))
+        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                            f"--nproc-per-node={nproc}", str(script)], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300, check=False)
+        assert r.returncode == 0, r.stderr[-3000:]
+    one, two = _weights(tmp_path / "one", 3), _weights(tmp_path / "two", 3)
+    assert one.keys() == two.keys() and one["G.project.weight"].dtype == torch.float64
+    for k in one:
+        # biases right before a batch norm get only rounding noise as gradient (RMSprop turns it into
+        # steps of lr * g / (sqrt(v) + eps), tiny in float64); everything else agrees to float64 drift
+        torch.testing.assert_close(two[k], one[k], rtol=1e-9, atol=1e-10, msg=k)
+
+
+def _cli():
+    from zoo_core.cli import cli
+
+    if "ogan" not in cli.commands:  # zoo_core.cli imported under other plugins
+        from zoo_ogan.cli import attach
+
+        attach(cli)
+    return cli
+
+
+def test_train_installs_the_model_and_the_commands_use_it(tiny_recipe, small_config, tmp_path):
+    folder = train(tiny_recipe, small_config(tmp_path / "run", max_steps=2))
+    assert folder.name == "ogan-mnist"
+    model = load_model("ogan-mnist")
+    assert model.architecture == "ogan" and not model.training
+    cli, run = _cli(), CliRunner()
+    grid = tmp_path / "grid.png"
+    r = run.invoke(cli, ["sample", "ogan-mnist", "-n", "10", "-o", str(grid), "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(grid).size == (4 * 32 + 5 * 2, 3 * 32 + 4 * 2)
+    # encode: codes of dataset images, with their labels, as safetensors
+    codes = tmp_path / "codes.safetensors"
+    r = run.invoke(cli, ["ogan", "encode", "--dataset", "mnist", "--split", "test", "-n", "50", "-o", str(codes)])
+    assert r.exit_code == 0, r.output
+    saved = load_file(codes)
+    assert saved["z"].shape == (50, 16) and saved["labels"].shape == (50,)
+    from zoo_images.data import MNIST
+
+    x, labels = MNIST(layout="image", size=32).split("test").batch(range(50))
+    torch.testing.assert_close(saved["z"], model.encode(x))
+    assert torch.equal(saved["labels"], labels)
+    # reconstruct: real / reconstruction pairs
+    pairs = tmp_path / "pairs.png"
+    r = run.invoke(cli, ["ogan", "reconstruct", "--dataset", "mnist", "-n", "8", "-o", str(pairs)])
+    assert r.exit_code == 0 and "MSE" in r.output, r.output
+    assert Image.open(pairs).size == (4 * 32 + 5 * 2, 4 * 32 + 5 * 2)  # 2 pairs per row, 4 rows
+    # interpolate between picture files (two pairs: two strips)
+    files = []
+    for i in range(4):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(((x[i, 0].numpy() + 1) * 127.5).round().astype("uint8")).save(path)
+        files.append(str(path))
+    strips = tmp_path / "strips.png"
+    r = run.invoke(cli, ["ogan", "interpolate", *files, "--steps", "6", "-o", str(strips)])
+    assert r.exit_code == 0, r.output
+    assert Image.open(strips).size == (6 * 32 + 7 * 2, 2 * 32 + 3 * 2)
+    r = run.invoke(cli, ["ogan", "encode", *files[:2], "-o", str(tmp_path / "two.safetensors")])
+    assert r.exit_code == 0 and load_file(tmp_path / "two.safetensors")["z"].shape == (2, 16)
+    # clear errors, nothing written
+    r = run.invoke(cli, ["ogan", "interpolate", *files[:3], "-o", str(tmp_path / "odd.png")])
+    assert r.exit_code == 1 and "pairs" in r.output and not (tmp_path / "odd.png").exists()
+    r = run.invoke(cli, ["ogan", "encode", "-o", str(tmp_path / "none.safetensors")])
+    assert r.exit_code == 1 and "no images" in r.output and not (tmp_path / "none.safetensors").exists()
+    r = run.invoke(cli, ["ogan", "encode", "--dataset", "mnist", "--start", "20000", "-o", str(tmp_path / "s.st")])
+    assert r.exit_code == 1 and "--start" in r.output
+    # zoo eval scores the installed model with the recipe's metrics, on the test split
+    r = run.invoke(cli, ["eval", "ogan-mnist", "--json", "--set", "eval_samples=200", "--set", "fid_limit=2000",
+                         "--set", "kid_subsets=2", "--set", "recon_samples=300", "--set", "corr_samples=200"])
+    assert r.exit_code == 0, r.output
+    scores = json.loads(r.output)
+    assert {"fid", "kid", "z_corr", "recon_mse", "recon_acc"} <= set(scores)
+
+
+def test_a_model_of_another_kind_is_refused(zoo, tmp_path):
+    from zoo_images.model import LeNet
+
+    LeNet.from_config({}).save_pretrained(tmp_path / "lenet")
+    r = CliRunner().invoke(_cli(), ["ogan", "reconstruct", "--model", str(tmp_path / "lenet"), "--dataset", "mnist",
+                                    "-o", str(tmp_path / "r.png")])
+    assert r.exit_code == 1 and "not ogan" in r.output and not (tmp_path / "r.png").exists()
+
+
+def test_recipes_follow_the_scripts(zoo):
+    mnist = zoo.get_recipe_spec("ogan-mnist")
+    assert mnist.model_config == {"img_size": 32, "channels": 1}
+    d = mnist.defaults
+    assert (d["batch_size"], d["lr"], d["rho_weight"], d["qp_weight"]) == (64, 1e-4, 0.5, 0.25)
+    assert zoo.get_recipe_spec("ogan-fashion").dataset == "fashion-mnist"
+    celeba = zoo.get_recipe_spec("ogan-celebahq128")
+    assert celeba.dataset == "image-folder" and celeba.model_config == {"img_size": 128, "channels": 3}
+    sm = zoo.get_recipe_spec("ogan-celebahq256-sm-ema")
+    assert sm.model_config["self_modulated"] and sm.model_config["kernel"] == 4 and sm.model_config["z_dim"] == 256
+    assert (sm.defaults["batch_size"], sm.defaults["rho_weight"], sm.defaults["ema_decay"]) == (48, 1.0, 0.999)
+    from zoo_core.registry import catalogue
+
+    entries = {e.id: e for e in catalogue().values() if e.plugin == "ogan"}
+    assert set(entries) == {"ogan-mnist", "ogan-fashion"}
+    assert all(e.hub is None and e.recipe == e.id and e.weights["how"] == "train" for e in entries.values())
+    assert "1903.01931" in json.dumps(dataclasses.asdict(entries["ogan-mnist"]))

@@ -1,0 +1,198 @@
+"""O-GAN's training step for the core's Trainer: the released code's single combined loss.
+
+``o_gan_celeba.py`` (Su 2019), with sg = stop-gradient, avg = the mean over the z_dim components of
+a code, x_r a real batch, z ~ N(0, I) and x_f = G(z)::
+
+    t1  = avg(E(x_r)) - avg(E(sg(x_f)))                          reaches E only
+    t2  = avg(E(x_f)) - avg(E(sg(x_f)))                          value 0; reaches G only
+    rho = Pearson(z, E(x_f)), per sample over the z axis          reaches E and G
+    qp  = 0.25 t1^2 / mean_pixels((x_r - sg(x_f))^2)             reaches E only (no square root)
+
+    loss = mean(t1 + t2 - 0.5 rho) + mean(qp)
+
+one RMSprop(1e-4, rho 0.99, eps 1e-7: Keras's) step for all the weights of E and G. E is called three
+times (on x_r, x_f and sg(x_f)), each call with its own batch statistics, as the Keras model does.
+(t2's gradient with respect to E cancels exactly: its two calls see the same input.) The ``ema_256``
+variant weights rho by 1.0 (``rho_weight``) and keeps an EMA of the weights (the core's
+``ema_decay``; it averages batch-norm statistics too, and it is what is evaluated, sampled and saved).
+
+Evaluation, deterministic (fixed seeds, eval mode): LeNet-FID and KID of ``eval_samples`` samples
+(zoo-images' :class:`~zoo_images.metrics.GeneratorScore`); ``z_corr``, the mean rho(z, E(G(z))) over
+``corr_samples`` latents; on the split's real images (at most ``recon_samples``), ``recon_mse`` (mean
+squared pixel error in [-1, 1] of x against G(N(E(x)) 0.9)) and, for grey digit datasets with the
+LeNet metric, ``recon_acc``: how often the LeNet class of the reconstruction equals the true label.
+After each validation, ``OUT/samples/step-NNNNNNNN.png`` (a fixed-z grid) and
+``OUT/samples/step-NNNNNNNN-recon.png`` (real / reconstruction pairs) are written.
+
+``config.extra`` keys (all optional): ``rho_weight`` (0.5), ``qp_weight`` (0.25), ``rmsprop_alpha``
+(0.99), ``rmsprop_eps`` (1e-7), ``corr_samples`` (2000), ``recon_samples`` (10000), ``grid_samples``
+(64), ``grid_seed`` (1), ``recon_pairs`` (32), and the metric's keys (``feature_net``, ``fid_dataset``,
+``eval_samples``, ...: see GeneratorScore).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from zoo_core import TrainStep, Update, ZooError, model_card, shard_draw
+
+DIGIT_DATASETS = ("mnist", "fashion-mnist")  # labelled like the LeNet's classes: recon_acc is meaningful
+
+
+# --- the loss, as a function of the two networks (tested on fixed tensors) ------------------------------
+
+
+def correlation(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Pearson correlation of each row of ``a`` with the same row of ``b``, (B, n) x 2 -> (B,).
+
+    Centre over the n components, L2-normalise (Keras's l2_normalize: x / sqrt(max(sum x^2, eps))), dot.
+    """
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    a = a * torch.rsqrt(a.square().sum(1, keepdim=True).clamp_min(eps))
+    b = b * torch.rsqrt(b.square().sum(1, keepdim=True).clamp_min(eps))
+    return (a * b).sum(1)
+
+
+def ogan_loss(E, G, x_r: torch.Tensor, z: torch.Tensor, *, rho_weight: float = 0.5,
+              qp_weight: float = 0.25) -> dict[str, torch.Tensor]:
+    """The combined loss and its parts; x_r (B, C, S, S) real images in [-1, 1], z (B, z_dim).
+
+    Returns ``loss`` (a scalar), and per sample (B,): ``t1``, ``t2``, ``rho``, ``qp``.
+    """
+    x_f = G(z)  # (B, C, S, S)
+    x_f_ng = x_f.detach()
+    z_real, z_fake, z_fake_ng = E(x_r), E(x_f), E(x_f_ng)  # (B, z_dim) each, three calls
+    t1 = z_real.mean(1) - z_fake_ng.mean(1)  # (B,)
+    t2 = z_fake.mean(1) - z_fake_ng.mean(1)  # (B,), zero
+    rho = correlation(z, z_fake)  # (B,)
+    qp = qp_weight * t1.square() / (x_r - x_f_ng).square().mean(dim=(1, 2, 3))  # (B,)
+    loss = (t1 + t2 - rho_weight * rho).mean() + qp.mean()
+    return {"loss": loss, "t1": t1, "t2": t2, "rho": rho, "qp": qp}
+
+
+# --- the step --------------------------------------------------------------------------------------------
+
+
+class OGANStep(TrainStep):
+    """O-GAN on the core's Trainer: one update of all weights per step; monitors LeNet-FID (lower is better)."""
+
+    updates = (Update("training_step", ("rmsprop",)),)
+    monitor = "fid"
+    monitor_mode = "min"
+
+    def __init__(self, model, config):
+        super().__init__(model, config)
+        from zoo_images.metrics import GeneratorScore
+
+        extra = config.extra
+        self.rho_weight = float(extra.get("rho_weight", 0.5))
+        self.qp_weight = float(extra.get("qp_weight", 0.25))
+        if self.qp_weight < 0:
+            raise ZooError(f"qp_weight must be >= 0, got {self.qp_weight}", where="--set qp_weight=...")
+        self.score = GeneratorScore(extra, channels=model.config.channels, batch_size=config.eval_batch_size)
+        self._pictures = None  # the last evaluation's grid and pairs, written in after_validation
+        self._pairs = None  # (real, reconstruction) of the evaluation's first batch
+
+    def configure_optimizers(self):
+        extra = self.config.extra
+        lr = float(self.config.lr) if self.config.lr is not None else 1e-4
+        return {"rmsprop": torch.optim.RMSprop(self.model.parameters(), lr=lr,
+                                               alpha=float(extra.get("rmsprop_alpha", 0.99)),
+                                               eps=float(extra.get("rmsprop_eps", 1e-7)))}
+
+    def training_step(self, model, batch):
+        x_r = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, C, S, S)
+        # every process draws the global batch's z and keeps its rows: N processes train like one
+        z = shard_draw(torch.randn, x_r.shape[0], model.config.z_dim, device=x_r.device)  # (B, z_dim)
+        out = ogan_loss(model.E, model.G, x_r, z, rho_weight=self.rho_weight, qp_weight=self.qp_weight)
+        return {"loss": out["loss"], "t_loss": out["t1"].detach().mean(), "z_corr": out["rho"].detach().mean(),
+                "qp": out["qp"].detach().mean()}
+
+    # -- evaluation -----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def z_corr(self, model, device) -> float:
+        """Mean rho(z, E(G(z))) over ``corr_samples`` fixed-seed latents (eval mode)."""
+        extra = self.config.extra
+        n = int(extra.get("corr_samples", 2000))
+        gen = torch.Generator().manual_seed(int(extra.get("eval_seed", 0)) + 1)
+        total, batch = 0.0, int(self.config.eval_batch_size)
+        for start in range(0, n, batch):
+            z = model.noise(min(batch, n - start), generator=gen, device=device)
+            total += float(correlation(z, model.encode(model(z))).sum())
+        return total / n
+
+    @torch.no_grad()
+    def reconstruction(self, model, loader, device) -> dict:
+        """recon_mse (and recon_acc for digit datasets scored by LeNet) over at most ``recon_samples`` images."""
+        extra = self.config.extra
+        limit = int(extra.get("recon_samples", 10_000))
+        classify = None
+        if self.score.feature_net == "lenet" and extra.get("fid_dataset", "mnist") in DIGIT_DATASETS:
+            classify = self.score.reference(device)[0].classify
+        sq_err, agree, n, first = 0.0, 0, 0, None
+        for batch in loader:
+            x, labels = (batch[0], batch[1]) if isinstance(batch, (list, tuple)) else (batch, None)
+            x = x[: limit - n].to(device)
+            recon = model.reconstruct(x)  # (B, C, S, S)
+            sq_err += float((recon - x).square().mean(dim=(1, 2, 3)).sum())
+            if classify is not None and labels is not None:
+                agree += int((classify(recon.float().cpu()) == labels[: x.shape[0]].cpu()).sum())
+            if first is None:
+                first = (x.float().cpu(), recon.float().cpu())
+            n += x.shape[0]
+            if n >= limit:
+                break
+        if n == 0:
+            raise ZooError("the evaluation split has no images to reconstruct", hint="check --limit-eval")
+        out = {"recon_mse": sq_err / n}
+        if classify is not None:
+            out["recon_acc"] = agree / n
+        self._pairs = first
+        return out
+
+    @torch.no_grad()
+    def evaluate(self, model, loader):
+        """LeNet-FID, KID, z_corr, recon_mse (and recon_acc); keeps a fixed-z grid and pairs for after_validation."""
+        extra = self.config.extra
+        device = next(model.parameters()).device
+        metrics = self.score(model, device)
+        metrics["z_corr"] = self.z_corr(model, device)
+        metrics.update(self.reconstruction(model, loader, device))
+        grid_gen = torch.Generator().manual_seed(int(extra.get("grid_seed", 1)))
+        grid = model.sample(int(extra.get("grid_samples", 64)), generator=grid_gen, device=device).float().cpu()
+        pairs = int(extra.get("recon_pairs", 32))
+        real, recon = self._pairs
+        self._pictures = (grid, real[:pairs], recon[:pairs])
+        return metrics
+
+    def after_validation(self, control, metrics):
+        """Write the validation's sample grid and reconstruction pairs under OUT/samples/ (rank 0)."""
+        if self._pictures is None:
+            return
+        from zoo_images.pictures import save_grid, save_pairs
+
+        (grid, real, recon), self._pictures = self._pictures, None
+        folder = Path(self.config.out) / "samples"
+        save_grid(grid, folder / f"step-{control.state.step:08d}.png")
+        save_pairs(real, recon, folder / f"step-{control.state.step:08d}-recon.png")
+
+    def model_card(self, model, metrics, state):
+        data = self.config.extra.get("fid_dataset", "mnist")
+        protocols = {"fid": self.score.protocol(), "kid": self.score.protocol(),
+                     "z_corr": "mean Pearson rho(z, E(G(z))) of fixed-seed latents, eval mode",
+                     "recon_mse": "mean squared pixel error in [-1, 1] of G(0.9 N(E(x))) on the validation split",
+                     "recon_acc": "LeNet class of the reconstruction equals the label, validation split"}
+        recorded = {name: {"value": round(float(metrics[name]), 6), "dataset": data, "protocol": protocol}
+                    for name, protocol in protocols.items() if name in metrics}
+        ema = f", EMA {self.config.ema_decay}" if self.config.ema_decay is not None else ""
+        notes = (f"Trained here: RMSprop lr {self.config.lr if self.config.lr is not None else 1e-4}, rho weight "
+                 f"{self.rho_weight}{ema}, batch {self.config.batch_size}; best at step {state.step} "
+                 f"({state.elapsed:.0f} s).")
+        return model_card(model.config_dict(), title="O-GAN", license="Apache-2.0", metrics=recorded,
+                          summary="O-GAN (Su 2019, arXiv 1903.01931): a GAN whose discriminator is also an encoder. "
+                                  "`model.eval(); model.sample(64)`, `model.encode(x)`, `model.reconstruct(x)`.",
+                          source="https://github.com/bojone/o-gan", notes=notes)
