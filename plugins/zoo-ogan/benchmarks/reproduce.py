@@ -143,15 +143,18 @@ def markdown(r: dict) -> str:
     lines = [f"# O-GAN on MNIST 32 px: {m['minutes']} min of training", "",
              f"{m['date']}, {m['machine']}, torch {m['torch']}, {m['threads']} threads, load average "
              f"{m['load_average']['start'][0]} at the start, {m['load_average']['end'][0]} at the end.", "",
-             f"Command: `{m['command']}`", "",
-             "## Throughput (same run, same nets' size, batch 64)", "",
+             f"Command: `{m['command']}`", ""]
+    if m.get("settings") or m.get("model_settings"):
+        lines += [f"Settings changed from the recipe: {m.get('settings') or {}}, model {m.get('model_settings') or {}}.", ""]
+    if t is not None:
+        lines += ["## Throughput (same run, same nets' size, batch 64)", "",
              "| model | s / iteration | iterations / s | real images / s | O-GAN / GAN-QP time per iteration |",
              "|---|---|---|---|---|",
              f"| O-GAN (1 update) | {t['ogan_s_per_it']:.4f} | {t['ogan_it_per_s']:.2f} | {t['ogan_images_per_s']:.0f} | "
              f"{t['iteration_time_ratio']:.3f} |",
              f"| GAN-QP-L2 (2 D + 1 G updates) | {t['ganqp_s_per_it']:.4f} | {t['ganqp_it_per_s']:.2f} | "
-             f"{t['ganqp_images_per_s']:.0f} | 1 |", "",
-             "## Reproduction (best model by validation LeNet-FID, scored on the MNIST test split)", "",
+             f"{t['ganqp_images_per_s']:.0f} | 1 |", ""]
+    lines += ["## Reproduction (best model by validation LeNet-FID, scored on the MNIST test split)", "",
              f"Training: {r['train']['train_seconds']} s of training, {r['train']['steps']} iterations; best at step "
              f"{r['train']['best_step']}.", "",
              "| metric | O-GAN | goal |", "|---|---|---|",
@@ -189,6 +192,11 @@ def main():
     parser.add_argument("--throughput-steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe setting (JSON value), e.g. rho_weight=1.0")
+    parser.add_argument("--model-set", dest="model_sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a model config field, e.g. z_dim=32")
+    parser.add_argument("--no-throughput", action="store_true", help="skip the throughput part")
     parser.add_argument("--render", type=Path, default=None,
                         help="only rewrite reproduce.md from this reproduce.json (e.g. with other --ganqp-results)")
     args = parser.parse_args()
@@ -202,14 +210,28 @@ def main():
 
     from zoo_core import TrainConfig, Trainer, plugins
 
-    recipe = plugins.get_recipe_spec("ogan-mnist")
+    def parse(items):
+        out = {}
+        for item in items:
+            key, _, value = item.partition("=")
+            try:
+                out[key] = json.loads(value)
+            except ValueError:
+                out[key] = value
+        return out
+
+    base = plugins.get_recipe_spec("ogan-mnist")
+    recipe = dataclasses.replace(base, defaults={**base.defaults, **parse(args.sets)},
+                                 model_config={**base.model_config, **parse(args.model_sets)})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    print("throughput ...", flush=True)
-    speed = throughput(recipe, plugins.get_recipe_spec("ganqp-mnist"), steps=args.throughput_steps,
-                       repeats=args.repeats, threads=args.threads)
-    print(f"O-GAN {speed['ogan_it_per_s']:.2f} it/s, GAN-QP-L2 {speed['ganqp_it_per_s']:.2f} it/s", flush=True)
+    speed = None
+    if not args.no_throughput:
+        print("throughput ...", flush=True)
+        speed = throughput(recipe, plugins.get_recipe_spec("ganqp-mnist"), steps=args.throughput_steps,
+                           repeats=args.repeats, threads=args.threads)
+        print(f"O-GAN {speed['ogan_it_per_s']:.2f} it/s, GAN-QP-L2 {speed['ganqp_it_per_s']:.2f} it/s", flush=True)
 
     budget = args.minutes * 60
     run_dir = out / "run"
@@ -228,7 +250,7 @@ def main():
     test = test_scores(recipe, best, eval_samples=args.eval_samples, threads=args.threads)
     shown = pictures(best, out)
     result = {
-        "meta": {"minutes": args.minutes, "eval_samples": args.eval_samples, "torch": torch.__version__,
+        "meta": {"minutes": args.minutes, "settings": parse(args.sets), "model_settings": parse(args.model_sets), "eval_samples": args.eval_samples, "torch": torch.__version__,
                  "threads": args.threads or torch.get_num_threads(),
                  "machine": f"{platform.machine()} ({os.cpu_count()} CPUs)",
                  "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
