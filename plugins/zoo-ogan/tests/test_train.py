@@ -236,3 +236,15 @@ def test_recipes_follow_the_scripts(zoo):
     assert set(entries) == {"ogan-mnist", "ogan-fashion"}
     assert all(e.hub is None and e.recipe == e.id and e.weights["how"] == "train" for e in entries.values())
     assert "1903.01931" in json.dumps(dataclasses.asdict(entries["ogan-mnist"]))
+
+
+def test_recon_acc_only_where_the_lenet_classes_are_the_labels(small_config, tmp_path):
+    """The MNIST LeNet's digit classes say nothing about Fashion-MNIST's labels: no recon_acc there."""
+    from zoo_ogan.model import OGAN
+    from zoo_ogan.train import OGANStep
+
+    model = OGAN.from_config({"img_size": 32, "channels": 1, "z_dim": 16, "max_channels": 64}).eval()
+    loader = [(torch.rand(8, 1, 32, 32) * 2 - 1, torch.arange(8))]
+    step = OGANStep(model, small_config(tmp_path, fid_dataset="fashion-mnist"))
+    out = step.reconstruction(model, loader, "cpu")
+    assert set(out) == {"recon_mse"} and out["recon_mse"] > 0

@@ -19,7 +19,7 @@ variant weights rho by 1.0 (``rho_weight``) and keeps an EMA of the weights (the
 Evaluation, deterministic (fixed seeds, eval mode): LeNet-FID and KID of ``eval_samples`` samples
 (zoo-images' :class:`~zoo_images.metrics.GeneratorScore`); ``z_corr``, the mean rho(z, E(G(z))) over
 ``corr_samples`` latents; on the split's real images (at most ``recon_samples``), ``recon_mse`` (mean
-squared pixel error in [-1, 1] of x against G(N(E(x)) 0.9)) and, for grey digit datasets with the
+squared pixel error in [-1, 1] of x against G(N(E(x)) 0.9)) and, for MNIST scored with the
 LeNet metric, ``recon_acc``: how often the LeNet class of the reconstruction equals the true label.
 After each validation, ``OUT/samples/step-NNNNNNNN.png`` (a fixed-z grid) and
 ``OUT/samples/step-NNNNNNNN-recon.png`` (real / reconstruction pairs) are written.
@@ -38,7 +38,7 @@ import torch
 
 from zoo_core import TrainStep, Update, ZooError, model_card, shard_draw
 
-DIGIT_DATASETS = ("mnist", "fashion-mnist")  # labelled like the LeNet's classes: recon_acc is meaningful
+DIGIT_DATASETS = ("mnist",)  # labelled like the LeNet's classes (digits): recon_acc is meaningful only there
 
 
 # --- the loss, as a function of the two networks (tested on fixed tensors) ------------------------------
