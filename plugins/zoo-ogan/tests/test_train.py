@@ -248,3 +248,19 @@ def test_recon_acc_only_where_the_lenet_classes_are_the_labels(small_config, tmp
     step = OGANStep(model, small_config(tmp_path, fid_dataset="fashion-mnist"))
     out = step.reconstruction(model, loader, "cpu")
     assert set(out) == {"recon_mse"} and out["recon_mse"] > 0
+
+
+def test_fashion_recipe_trains_and_scores_against_fashion_mnist(zoo, small_config, tmp_path):
+    from zoo_core import ZooError
+    from zoo_images.data import FashionMNIST
+
+    try:
+        FashionMNIST(layout="image", size=32).tensors()
+    except ZooError as exc:
+        pytest.skip(f"Fashion-MNIST is not installed: {exc.what}")
+    recipe = dataclasses.replace(zoo.get_recipe_spec("ogan-fashion"),
+                                 model_config={"img_size": 32, "channels": 1, "z_dim": 16, "max_channels": 64})
+    assert recipe.defaults["fid_dataset"] == "fashion-mnist"
+    Trainer(recipe, small_config(tmp_path / "run", max_steps=1, fid_dataset="fashion-mnist")).fit()
+    v = [line for line in _log(tmp_path / "run") if line.get("split") == "validation"][-1]
+    assert v["fid"] > 0 and v["recon_mse"] > 0 and "recon_acc" not in v
