@@ -218,7 +218,7 @@ def test_train_installs_the_model_for_load_model_and_zoo_sample(tiny_recipe, sma
 
 
 def test_interpolation_latents_run_linearly_between_the_ends():
-    from zoo_ganqp.cli import interpolation_latents
+    from zoo_images.gan import interpolation_latents
 
     z0, z1 = torch.zeros(2, 3), torch.ones(2, 3)
     z = interpolation_latents(z0, z1, 5).view(2, 5, 3)

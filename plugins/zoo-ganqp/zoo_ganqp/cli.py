@@ -59,20 +59,12 @@ def load_generator(model_name: str, device: str = "cpu"):
     return model.eval()
 
 
-def interpolation_latents(z0, z1, steps: int):
-    """(rows * steps, z_dim): for each row, z0 + t (z1 - z0) at t = 0, 1/(steps-1), ..., 1."""
-    import torch
-
-    t = torch.linspace(0.0, 1.0, steps, dtype=z0.dtype).view(1, steps, 1)  # (1, steps, 1)
-    z = z0[:, None, :] + t * (z1 - z0)[:, None, :]  # (rows, steps, z_dim)
-    return z.reshape(-1, z0.shape[1])
-
-
 def sample_to_file(model_name: str, out, *, n: int | None = None, seed: int = 0, device: str = "cpu",
                    steps: int | None = None) -> str:
     """Write a grid of ``n`` samples (or ``n`` interpolation strips of ``steps``) to ``out``; return a summary."""
     import torch
 
+    from zoo_images.gan import interpolation_latents
     from zoo_images.pictures import save_grid, save_interpolation
 
     model = load_generator(model_name, device)

@@ -28,6 +28,7 @@ from zoo_images.gan import (
     CRITIC_NORMS,
     Critic,
     Generator,
+    LatentGenerator,
     dcgan_widths,
     default_max_channels,
     keras_init_,
@@ -47,7 +48,7 @@ class GANQPConfig:
     critic_norm: str = "batch"  # "batch" (GAN-QP, SGAN), "layer" (WGAN-GP), "none"
 
 
-class GANQP(ZooModel):
+class GANQP(LatentGenerator, ZooModel):
     """G and D of GAN-QP. ``forward(z)`` is G(z); ``critic(x)`` is D(x); ``sample(n)`` draws G(z), z ~ N(0, I)."""
 
     config_class = GANQPConfig
@@ -89,17 +90,6 @@ class GANQP(ZooModel):
 
     def critic(self, x):  # x: (B, channels, S, S) -> (B,)
         return self.D(x)
-
-    def noise(self, n: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """z ~ N(0, I), (n, z_dim), drawn on the CPU (the same numbers on any device) and moved to ``device``."""
-        device = device if device is not None else next(self.parameters()).device
-        z = torch.randn(n, self.config.z_dim, generator=generator)
-        return z.to(device)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """n images G(z), (n, channels, S, S) in [-1, 1]; call ``eval()`` first for the running statistics."""
-        return self.G(self.noise(n, generator=generator, device=device))
 
     def use_critic_norm(self, kind: str) -> None:
         """Rebuild D's normalisation layers as ``kind`` (fresh, deterministic) and record it in the config."""

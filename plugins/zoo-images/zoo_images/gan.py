@@ -308,6 +308,27 @@ class Generator(nn.Module):
         return h
 
 
+class LatentGenerator:
+    """For a model whose generator ``self.G`` maps z ~ N(0, I) of ``config.z_dim`` to images (GAN-QP, O-GAN)."""
+
+    def noise(self, n: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """z ~ N(0, I), (n, z_dim), drawn on the CPU (the same numbers on any device) and moved to ``device``."""
+        device = device if device is not None else next(self.parameters()).device
+        return torch.randn(n, self.config.z_dim, generator=generator).to(device)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """n images G(z), (n, channels, S, S) in [-1, 1]; call ``eval()`` first for the running statistics."""
+        return self.G(self.noise(n, generator=generator, device=device))
+
+
+def interpolation_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
+    """(rows * steps, z_dim): for each row, z0 + t (z1 - z0) at t = 0, 1/(steps-1), ..., 1."""
+    t = torch.linspace(0.0, 1.0, steps, dtype=z0.dtype, device=z0.device).view(1, steps, 1)  # (1, steps, 1)
+    z = z0[:, None, :] + t * (z1 - z0)[:, None, :]  # (rows, steps, z_dim)
+    return z.reshape(-1, z0.shape[1])
+
+
 def keras_init_(module: nn.Module) -> None:
     """Keras defaults: glorot-uniform kernels, zero biases, BN/LN scale 1 and shift 0."""
     for m in module.modules():

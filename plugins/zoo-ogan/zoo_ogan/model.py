@@ -27,7 +27,16 @@ import torch
 from torch import nn
 
 from zoo_core import ZooError, ZooModel
-from zoo_images.gan import Critic, Generator, check_kernel, dcgan_widths, default_max_channels, normal_init_
+from zoo_images.gan import (
+    Critic,
+    Generator,
+    LatentGenerator,
+    check_kernel,
+    dcgan_widths,
+    default_max_channels,
+    interpolation_latents,
+    normal_init_,
+)
 
 RECONSTRUCTION_SCALE = 0.9  # the script's z_sample * 0.9
 
@@ -50,8 +59,9 @@ def standardize(z: torch.Tensor, scale: float = RECONSTRUCTION_SCALE, eps: float
     return (z - mean) / (std + eps) * scale
 
 
-class OGAN(ZooModel):
-    """E and G of O-GAN. ``forward(z)`` is G(z); ``encode(x)`` is E(x); ``critic(x)`` is avg(E(x)).
+class OGAN(LatentGenerator, ZooModel):
+    """E and G of O-GAN. ``forward(z)`` is G(z); ``encode(x)`` is E(x); ``critic(x)`` is avg(E(x));
+    ``noise(n)`` draws z ~ N(0, I) and ``sample(n)`` G(z).
 
     Call ``eval()`` before sampling, encoding or reconstructing (the batch norms' running statistics).
     """
@@ -102,17 +112,7 @@ class OGAN(ZooModel):
         """The critic's score avg(E(x)), (B,): low for real images (the loss's t1 pushes it down)."""
         return self.E(x).mean(dim=1)
 
-    def noise(self, n: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """z ~ N(0, I), (n, z_dim), drawn on the CPU (the same numbers on any device) and moved to ``device``."""
-        device = device if device is not None else next(self.parameters()).device
-        return torch.randn(n, self.config.z_dim, generator=generator).to(device)
-
     # -- what users do with it --------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """n images G(z), (n, channels, S, S) in [-1, 1]."""
-        return self.G(self.noise(n, generator=generator, device=device))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, scale: float = RECONSTRUCTION_SCALE) -> torch.Tensor:
@@ -124,15 +124,13 @@ class OGAN(ZooModel):
                     scale: float = RECONSTRUCTION_SCALE) -> torch.Tensor:
         """Images between x0 and x1 (each (B, C, S, S)) through their standardised codes.
 
-        For each pair, z_t = (1 - t) N(E(x0)) + t N(E(x1)) at t = 0, 1/(steps - 1), ..., 1, then G:
+        For each pair, z_t = N(E(x0)) + t (N(E(x1)) - N(E(x0))) at t = 0, 1/(steps - 1), ..., 1, then G:
         (B * steps, C, S, S), pair by pair (the first and last of each run are the reconstructions).
         """
         if steps < 2:
             raise ZooError(f"interpolation needs at least 2 steps, got {steps}")
         z0, z1 = standardize(self.E(x0), scale), standardize(self.E(x1), scale)  # (B, z_dim)
-        t = torch.linspace(0.0, 1.0, steps, device=z0.device, dtype=z0.dtype).view(1, steps, 1)
-        z = (1.0 - t) * z0[:, None, :] + t * z1[:, None, :]  # (B, steps, z_dim)
-        return self.G(z.reshape(-1, z0.shape[1]))
+        return self.G(interpolation_latents(z0, z1, steps))  # (B * steps, C, S, S)
 
     def example_inputs(self, batch_size: int = 2):
         return (torch.randn(batch_size, self.config.z_dim),)
