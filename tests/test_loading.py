@@ -47,6 +47,23 @@ def test_load_casts_dtype_and_builds_on_meta(zoo_plugins, tmp_path, monkeypatch)
     assert isinstance(loaded, ZooModel)
 
 
+def test_load_refuses_another_architecture_before_reading_the_weights(zoo_plugins, tmp_path, monkeypatch):
+    import zoo_core.model
+    from zoo_core import load_model
+
+    _, folder = _saved(zoo_plugins, tmp_path)
+    assert load_model(folder, architecture="toy-mlp").architecture == "toy-mlp"
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the weights were read")
+
+    monkeypatch.setattr(zoo_core.model, "read_weights", no_weights)
+    with pytest.raises(ZooError) as err:
+        load_model(folder, architecture="toy-gan")
+    assert err.value.what == f"{folder} is a toy-mlp model, not toy-gan"
+    assert '"architecture": "toy-gan"' in err.value.hint
+
+
 def test_sharded_save_and_load(zoo_plugins, tmp_path):
     from zoo_core import build_model
     from zoo_core.model import load_folder

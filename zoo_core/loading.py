@@ -46,14 +46,35 @@ def resolve_folder(name_or_path: str | os.PathLike) -> Path:
 
 
 def load_model(name_or_path: str | os.PathLike, *, device: str | torch.device = "cpu",
-               dtype: str | torch.dtype | None = None) -> ZooModel:
+               dtype: str | torch.dtype | None = None, architecture: str | None = None) -> ZooModel:
     """Load pretrained weights and return the model in eval mode.
 
     ``name_or_path`` is a catalogue id (pulled and sha256-verified on first use),
     a local model folder, or ``"hf-hub:org/repo@revision"``. Only safetensors
-    are read; a pickle file anywhere in the folder is refused.
+    are read; a pickle file anywhere in the folder is refused. With
+    ``architecture``, a model of another architecture is refused (before its
+    weights are read) with an error that names the catalogue's models of the
+    wanted one: what a plugin's command passes to accept only its own models.
     """
-    return load_folder(resolve_folder(name_or_path), device=device, dtype=as_dtype(dtype))
+    folder = resolve_folder(name_or_path)
+    if architecture is not None:
+        check_architecture(name_or_path, folder, architecture)
+    return load_folder(folder, device=device, dtype=as_dtype(dtype))
+
+
+def check_architecture(name_or_path, folder: str | os.PathLike, architecture: str) -> None:
+    """Raise a ZooError unless the model folder's config.json names ``architecture``."""
+    from .model import read_config
+    from .registry import catalogue
+
+    found, _ = read_config(folder)
+    if found == architecture:
+        return
+    ids = sorted(e.id for e in catalogue().values() if e.architecture == architecture)
+    known = f"{', '.join(ids)}, or " if ids else ""
+    raise ZooError(f"{name_or_path} is a {found} model, not {architecture}", where=str(name_or_path),
+                   hint=f"pass a {architecture} model: {known}a model folder whose config.json says "
+                        f'"architecture": "{architecture}" (as `zoo train` and `zoo convert` write them)')
 
 
 def build_model(name: str, **config_overrides) -> ZooModel:

@@ -47,16 +47,10 @@ def make_sample_command(name: str, default_model: str) -> click.Command:
 
 
 def load_generator(model_name: str, device: str = "cpu"):
-    """The GAN-QP model behind ``model_name`` in eval mode; a ZooError for anything else."""
-    from zoo_core import ZooError, load_model
+    """The GAN-QP model behind ``model_name`` in eval mode; a ZooError for a model of another kind."""
+    from zoo_core import load_model
 
-    model = load_model(model_name, device=device)
-    if getattr(model, "architecture", None) != "ganqp":
-        kind = getattr(model, "architecture", type(model).__name__)
-        raise ZooError(f"{model_name} is a {kind} model, not ganqp", where=str(model_name),
-                       hint="pass a GAN-QP model: ganqp-mnist, ganqp-fashion, or the model/ folder of a "
-                            "`zoo train ganqp-...` run")
-    return model.eval()
+    return load_model(model_name, device=device, architecture="ganqp")
 
 
 def sample_to_file(model_name: str, out, *, n: int | None = None, seed: int = 0, device: str = "cpu",

@@ -59,10 +59,7 @@ def generate_command(prompt, model_ref, max_new_tokens, top_p, top_p_mode, tempe
 
     folder = resolve_folder(model_ref)
     tokenizer = GPT2MLTokenizer.from_vocab(vocab) if vocab else GPT2MLTokenizer.from_folder(folder)
-    model = load_model(folder, device=device, dtype=dtype)
-    if getattr(model, "architecture", None) != "gpt2-ml":
-        raise ZooError(f"{model_ref} is a {getattr(model, 'architecture', '?')} model, not gpt2-ml", where=str(folder),
-                       hint="pass --model gpt2-ml (the catalogue model) or a folder made by `zoo convert gpt2-ml`")
+    model = load_model(folder, device=device, dtype=dtype, architecture="gpt2-ml")
     if len(tokenizer) > model.config.vocab_size:
         raise ZooError(f"the vocabulary has {len(tokenizer)} tokens but the model only "
                        f"{model.config.vocab_size} embedding rows: they do not belong together",

@@ -26,16 +26,11 @@ def attach(cli: click.Group) -> None:
 @click.option("--device", default="cpu", show_default=True)
 def sample_command(model_name, temperature, n, out, seed, device):
     """Sample NICE digits into a PNG grid of ceil(sqrt(n)) columns of 28x28 tiles."""
-    from zoo_core import ZooError, load_model
+    from zoo_core import load_model
 
     from .sample import grid_shape, sample_grid
 
-    model = load_model(model_name, device=device)
-    if getattr(model, "architecture", None) != "nice":
-        raise ZooError(f"{model_name} is a {getattr(model, 'architecture', type(model).__name__)} model, not nice",
-                       where=str(model_name),
-                       hint="pass a NICE model: the id nice-mnist, or the model/ folder that "
-                            "`zoo train nice-mnist --out DIR` writes")
+    model = load_model(model_name, device=device, architecture="nice")
     path = sample_grid(model, n=n, temperature=temperature, seed=seed, out=out)
     rows, cols = grid_shape(n)
     click.echo(f"wrote {n} samples ({rows}x{cols} grid, {cols * 28}x{rows * 28} px) to {path}")
