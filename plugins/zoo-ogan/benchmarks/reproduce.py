@@ -94,21 +94,20 @@ def throughput(ogan_recipe, ganqp_recipe, *, steps: int, repeats: int, threads: 
 
 def test_scores(recipe, model_folder: Path, *, eval_samples: int, threads: int | None) -> dict:
     """The best model's metrics on the MNIST test split (all 10,000 digits reconstructed)."""
-    from zoo_core import TrainConfig, evaluate
-    from zoo_core.model import load_folder
+    from zoo_core import TrainConfig, evaluate, load_model
 
     values = _values(recipe, "unused", eval_samples=eval_samples, recon_samples=10_000, corr_samples=10_000,
                      threads=threads)
-    return evaluate(recipe, load_folder(model_folder), split="test", config=TrainConfig.from_dict(values))
+    return evaluate(recipe, load_model(model_folder), split="test", config=TrainConfig.from_dict(values))
 
 
 def pictures(model_folder: Path, out: Path) -> dict:
     """Samples, reconstruction pairs and interpolations of test digits, as PNG under ``out``."""
-    from zoo_core.model import load_folder
+    from zoo_core import load_model
     from zoo_images.data import MNIST
     from zoo_images.pictures import save_grid, save_interpolation, save_pairs
 
-    model = load_folder(model_folder).eval()
+    model = load_model(model_folder).eval()
     x, _ = MNIST(layout="image", size=32).split("test").batch(range(64))
     written = {
         "samples": save_grid(model.sample(64, generator=torch.Generator().manual_seed(0)), out / "samples.png"),

@@ -7,8 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo_core import ZooError
-from zoo_core.model import load_folder
+from zoo_core import ZooError, load_model
 from zoo_images.gan import BatchNorm2d, SelfModulatedBatchNorm
 from zoo_ogan.model import OGAN, standardize
 
@@ -116,7 +115,7 @@ def test_saved_and_loaded_model_gives_identical_samples_and_codes(zoo, tmp_path)
             model.encode(model(torch.randn(8, 16)))
     model.eval()
     model.save_pretrained(tmp_path / "m")
-    loaded = load_folder(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
     a = model.sample(8, generator=torch.Generator().manual_seed(7))
     assert torch.equal(a, loaded.sample(8, generator=torch.Generator().manual_seed(7)))
     assert torch.equal(model.encode(a), loaded.encode(a))

@@ -18,7 +18,6 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from zoo_core import Trainer, evaluate, load_model, train
-from zoo_core.model import load_folder
 
 HERE = Path(__file__).parent
 
@@ -58,7 +57,7 @@ def test_metrics_are_deterministic_functions_of_the_model(tiny_recipe, small_con
     config = small_config(tmp_path / "run", max_steps=2)
     best = Trainer(tiny_recipe, config).fit()
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
-    again = evaluate(tiny_recipe, load_folder(best), split="validation", config=config)
+    again = evaluate(tiny_recipe, load_model(best), split="validation", config=config)
     for name in ("fid", "z_corr", "recon_mse", "recon_acc"):
         assert again[name] == pytest.approx(history[-1][name], rel=1e-6), name
 
@@ -89,8 +88,8 @@ def test_ema_weights_are_what_is_evaluated_sampled_and_saved(tiny_recipe, small_
     assert any("running_mean" in k for k in differ)  # the EMA covers the batch-norm statistics too
     saved = load_file(best / "model.safetensors")
     assert all(torch.equal(saved[k], ema[k]) for k in saved)  # the best model folder holds the EMA
-    ema_model = load_folder(best)
-    live_model = load_folder(_ckpt(out, 5) / "model")
+    ema_model = load_model(best)
+    live_model = load_model(_ckpt(out, 5) / "model")
     gen = lambda: torch.Generator().manual_seed(0)
     assert not torch.equal(ema_model.sample(4, generator=gen()), live_model.sample(4, generator=gen()))
     v = [line for line in _log(out) if line.get("split") == "validation"][-1]
