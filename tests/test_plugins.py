@@ -45,14 +45,99 @@ def test_raising_hook_is_isolated(tmp_path):
     assert rows["hookfail"]["errors"][0]["stage"] == "register_models"
 
 
-def test_name_collision_is_a_hard_error_naming_both(tmp_path):
+def test_name_collision_names_both_and_skips_only_the_second(tmp_path):
     site = tmp_path / "site"
     make_plugin_dist(site, "zoo-one", "zoo_one_mod", GOOD.format(arch="same"), "one")
     make_plugin_dist(site, "zoo-two", "zoo_two_mod", GOOD.format(arch="same"), "two")
-    r = run_zoo(["plugins"], site, env={"ZOO_LOAD_PLUGINS": "one,two"})
-    assert r.returncode == 1
-    assert "'same'" in r.stderr and "'one'" in r.stderr and "'two'" in r.stderr
-    assert "Traceback" not in r.stderr
+    r = run_zoo(["plugins", "--json"], site, env={"ZOO_LOAD_PLUGINS": "one,two"})
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    failed = [name for name, row in rows.items() if row["status"] == "failed"]
+    assert len(failed) == 1
+    kept = ({"one", "two"} - set(failed)).pop()
+    error = rows[failed[0]]["errors"][0]["error"]
+    assert "'same'" in error and "'one'" in error and "'two'" in error
+    assert rows[kept]["models"] == ["same"]
+    for command in (["list"], ["info", "same"], ["plugins"]):
+        r = run_zoo(command, site, env={"ZOO_LOAD_PLUGINS": "one,two"})
+        assert "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("where", ["import", "hook"])
+def test_sys_exit_in_a_plugin_is_isolated_and_reported(tmp_path, where):
+    site = tmp_path / "site"
+    code = "import sys\nsys.exit(3)\n" if where == "import" else """
+        import sys
+        from zoo_core import hookimpl
+
+        @hookimpl
+        def register_models(register):
+            sys.exit(4)
+    """
+    make_plugin_dist(site, "zoo-quitter", "zoo_quitter_mod", code, "quitter")
+    make_plugin_dist(site, "zoo-good", "zoo_good_mod", GOOD.format(arch="good-arch"), "good")
+    r = run_zoo(["--help"], site)
+    assert r.returncode == 0 and "Usage" in r.stdout, r.stderr
+    for command in (["list"], ["info", "good-arch"], ["plugins"]):
+        r = run_zoo(command, site)
+        assert r.returncode in (0, 1) and (r.stdout or r.stderr), command
+        assert "Traceback" not in r.stderr
+    rows = {row["name"]: row for row in json.loads(run_zoo(["plugins", "--json"], site).stdout)}
+    assert rows["quitter"]["status"] == "failed" and "sys.exit" in rows["quitter"]["errors"][0]["error"]
+    assert rows["good"]["status"] == "ok"
+
+
+def test_ctrl_c_while_a_plugin_imports_stops_cleanly(tmp_path):
+    site = tmp_path / "site"
+    make_plugin_dist(site, "zoo-slow", "zoo_slow_mod", "raise KeyboardInterrupt\n", "slow")
+    r = run_zoo(["list"], site)
+    assert r.returncode == 130
+    assert "interrupted" in r.stderr and "Traceback" not in r.stderr
+
+
+COMMANDS = """
+import click
+from zoo_core import hookimpl
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("pull")
+    def pull():
+        click.echo("HIJACKED")
+
+    @cli.commands["sample"].command("toy-sample")
+    def toy_sample():
+        click.echo("{label}")
+
+    @cli.command("{own}")
+    def own():
+        click.echo("OWN")
+"""
+
+
+def test_a_plugin_cannot_replace_a_core_or_another_plugins_command(tmp_path):
+    site = tmp_path / "site"
+    make_plugin_dist(site, "zoo-first", "zoo_first_mod",
+                     COMMANDS.replace('@cli.command("pull")', '@cli.command("first-pull")')
+                     .format(label="FIRST", own="first-own"), "first")
+    make_plugin_dist(site, "zoo-second", "zoo_second_mod", COMMANDS.format(label="SECOND", own="second-own"), "second")
+    env = {"ZOO_LOAD_PLUGINS": "first,second"}
+    r = run_zoo(["pull", "--help"], site, env=env)
+    assert "HIJACKED" not in r.stdout and "Usage:" in r.stdout and "pull [OPTIONS]" in r.stdout, r.stdout
+    r = run_zoo(["sample", "toy-sample"], site, env=env)
+    assert r.stdout.strip() == "FIRST", r.stdout + r.stderr
+    assert run_zoo(["second-own"], site, env=env).stdout.strip() == "OWN"  # its other commands stay
+    rows = {row["name"]: row for row in json.loads(run_zoo(["plugins", "--json"], site, env=env).stdout)}
+    errors = " ".join(e["error"] for e in rows["second"]["errors"])
+    assert "`zoo pull` belongs to 'zoo-core'" in errors
+    assert "`zoo sample toy-sample` belongs to 'first'" in errors
+    assert rows["first"]["status"] == "ok"
+
+
+def test_zoo_load_plugins_naming_an_absent_plugin_warns(tmp_path):
+    r = run_zoo(["plugins"], tmp_path, env={"ZOO_LOAD_PLUGINS": "no-such-plugin"})
+    assert r.returncode == 0
+    assert "'no-such-plugin', which is not installed" in r.stderr
 
 
 def test_zoo_load_plugins_selects(tmp_path):
@@ -71,15 +156,19 @@ def test_unknown_names_suggest(zoo_plugins):
         zoo_plugins.get_model_spec("toy-mpl")
 
 
-def test_wrong_spec_type_is_a_clear_error(zoo_plugins):
+def test_wrong_spec_type_is_reported_and_the_plugin_skipped(zoo_plugins):
     from zoo_core import hookimpl
-    from zoo_core.errors import PluginError
+    from zoo_core.specs import DatasetSpec
 
     class Bad:
         @hookimpl
         def register_datasets(self, register):
+            register(DatasetSpec(name="bad-good-part", target="toy_plugin:ToyData"))
             register({"name": "x"})
 
     zoo_plugins.pm.register(Bad(), name="bad")
-    with pytest.raises(PluginError, match="expected DatasetSpec"):
-        zoo_plugins.datasets()
+    table = zoo_plugins.datasets()
+    assert "bad-good-part" not in table and "x" not in table  # nothing of the failed call is kept
+    assert table  # the toy plugin's datasets are still there
+    [failure] = [f for f in zoo_plugins.failures if f.plugin == "bad"]
+    assert "expected DatasetSpec" in failure.error

@@ -2,7 +2,9 @@
 
 Every hook takes a ``register`` callback rather than returning values, so one
 plugin can register any number of things and the core can record which plugin
-registered what (and fail loudly on collisions).
+registered what. A plugin that registers a name another plugin owns, a spec
+of the wrong type, or a command that would replace an existing one is reported
+(``zoo plugins``) and its registrations in that hook are skipped.
 
 Plugin modules that implement these hooks must not import torch at module
 level: ``zoo --help`` and ``zoo list`` call them, and they must stay fast.

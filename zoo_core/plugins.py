@@ -3,8 +3,16 @@
 Plugins are distributions with an entry point in the ``zoo`` group. Each one is
 imported, and each of its hooks called, on its own: a plugin that fails is
 recorded in :data:`failures` (shown by ``zoo plugins`` and as one warning line)
-and the rest keep working. ``ZOO_LOAD_PLUGINS`` is a comma-separated list of
-plugin names (entry-point or distribution names) to load; empty loads none.
+and the rest keep working. That covers ``SystemExit`` too (a plugin calling
+``sys.exit`` must not end ``zoo --help`` silently), a spec of the wrong type, a
+name another plugin already registered, and a command that would replace a core
+or another plugin's command: the offending plugin's registrations in that hook
+are dropped, the first owner keeps its name. ``KeyboardInterrupt`` is the user's
+Ctrl-C and still stops the program.
+
+``ZOO_LOAD_PLUGINS`` is a comma-separated list of plugin names (entry-point or
+distribution names) to load; empty loads none, and a name that is not installed
+gets a warning.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ class PluginFailure:
 
 
 failures: list[PluginFailure] = []
+# What a plugin can raise that must not escape: ordinary errors and sys.exit(); not KeyboardInterrupt.
+ISOLATED = (Exception, SystemExit)
 _loaded = False
 _specs: dict[str, dict] = {}
 _warned = False
@@ -47,8 +57,10 @@ def load_plugins() -> None:
     _loaded = True
     wanted = os.environ.get("ZOO_LOAD_PLUGINS")
     allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+    seen: set[str] = set()
     for ep in metadata.entry_points(group="zoo"):
         dist = ep.dist.name if ep.dist else ep.name
+        seen.update((ep.name, dist))
         if allowed is not None and ep.name not in allowed and dist not in allowed:
             continue
         if pm.has_plugin(ep.name):
@@ -56,8 +68,17 @@ def load_plugins() -> None:
         try:
             module = ep.load()
             pm.register(module, name=ep.name)
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the CLI down
-            failures.append(PluginFailure(ep.name, "import", f"{type(exc).__name__}: {exc}"))
+        except ISOLATED as exc:  # a broken plugin must not take the CLI down
+            failures.append(PluginFailure(ep.name, "import", _describe(exc)))
+    for name in sorted((allowed or set()) - seen):
+        print(f"zoo: warning: ZOO_LOAD_PLUGINS names {name!r}, which is not installed (`zoo plugins` lists what is)",
+              file=sys.stderr)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}): the plugin called sys.exit()"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def plugin_distribution(name: str) -> tuple[str | None, str | None]:
@@ -72,10 +93,11 @@ def plugin_distribution(name: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def call_each(hook_name: str, *, before=None, **kwargs) -> None:
+def call_each(hook_name: str, *, before=None, after=None, **kwargs) -> None:
     """Call one hook on every plugin separately; a raising hook becomes a failure.
 
-    ``before(plugin_name)``, if given, runs ahead of each plugin's call.
+    ``before(plugin_name)``, if given, runs ahead of each plugin's call, and
+    ``after(plugin_name, ok)`` after it (``ok`` is False when the hook raised).
     """
     load_plugins()
     for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
@@ -83,36 +105,98 @@ def call_each(hook_name: str, *, before=None, **kwargs) -> None:
             before(impl.plugin_name)
         try:
             impl.function(**kwargs)
-        except PluginError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one plugin's broken hook must not hide the others
-            failures.append(PluginFailure(impl.plugin_name, hook_name, f"{type(exc).__name__}: {exc}"))
+            ok = True
+        except ISOLATED as exc:  # one plugin's broken hook must not hide the others
+            failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
+            ok = False
+        if after is not None:
+            after(impl.plugin_name, ok)
 
 
 def _collect(hook_name: str, kind: type) -> dict:
+    """One hook's specs by name. A plugin whose call fails (a wrong type, a taken name) adds none of them."""
     if hook_name in _specs:
         return _specs[hook_name]
     found: dict = {}
-    current = {"plugin": ""}
+    current = {"plugin": "", "staged": {}}
 
     def register(spec):
+        plugin = current["plugin"]
         if not isinstance(spec, kind):
-            raise PluginError(
-                f"{hook_name} got {type(spec).__name__}, expected {kind.__name__}",
-                where=f"plugin {current['plugin']}",
-            )
-        spec = _with_plugin(spec, current["plugin"])
-        if spec.name in found:
+            raise PluginError(f"{hook_name} got {type(spec).__name__}, expected {kind.__name__}",
+                              where=f"plugin {plugin}")
+        spec = _with_plugin(spec, plugin)
+        owner = found.get(spec.name) or current["staged"].get(spec.name)
+        if owner is not None:
             raise PluginError(
                 f"two plugins register the {kind.__name__[:-4].lower()} {spec.name!r}: "
-                f"{found[spec.name].plugin!r} and {spec.plugin!r}",
-                hint="uninstall one of them, or set ZOO_LOAD_PLUGINS to the ones you want",
-            )
-        found[spec.name] = spec
+                f"{owner.plugin!r} and {spec.plugin!r}; {spec.plugin!r} was skipped",
+                hint="uninstall one of them, or set ZOO_LOAD_PLUGINS to the ones you want")
+        current["staged"][spec.name] = spec
 
-    call_each(hook_name, before=lambda name: current.update(plugin=name), register=register)
+    def before(plugin):
+        current.update(plugin=plugin, staged={})
+
+    def after(plugin, ok):
+        if ok:
+            found.update(current["staged"])
+
+    call_each(hook_name, before=before, after=after, register=register)
     _specs[hook_name] = found
     return found
+
+
+def add_commands(cli) -> None:
+    """Let every plugin add its click commands to ``cli``; none may replace a command it does not own.
+
+    A plugin whose ``register_commands`` replaces a core command (``pull``) or
+    another plugin's (``sample nice-mnist``) gets the original put back and a
+    failure naming both owners; the commands it added without a collision stay.
+    A Ctrl-C while plugins load ends the program with status 130 and one line.
+    """
+    owners = {path: "zoo-core" for path in _command_paths(cli)}
+    before_call: dict = {}
+
+    def before(plugin):
+        before_call.clear()
+        before_call.update(_command_paths(cli))
+
+    def after(plugin, ok):
+        now = _command_paths(cli)
+        restored: list[tuple] = []
+        for path, command in before_call.items():  # a group comes before its sub-commands
+            if any(path[:len(r)] == r for r in restored):
+                continue  # put back with its group
+            if now.get(path) is not command:
+                _put_back(cli, path, command)
+                restored.append(path)
+                failures.append(PluginFailure(plugin, "register_commands",
+                                              f"command `zoo {' '.join(path)}` belongs to {owners[path]!r}; "
+                                              f"plugin {plugin!r} tried to replace it and was stopped"))
+        for path in _command_paths(cli):
+            owners.setdefault(path, plugin)
+
+    try:
+        call_each("register_commands", before=before, after=after, cli=cli)
+    except KeyboardInterrupt:
+        print("zoo: interrupted while loading plugins", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _command_paths(group, prefix: tuple = ()) -> dict[tuple, object]:
+    """Every command under a click group by its path of names, sub-groups included."""
+    paths = {}
+    for name, command in getattr(group, "commands", {}).items():
+        paths[prefix + (name,)] = command
+        paths.update(_command_paths(command, prefix + (name,)))
+    return paths
+
+
+def _put_back(cli, path: tuple, command) -> None:
+    group = cli
+    for name in path[:-1]:
+        group = group.commands[name]
+    group.commands[path[-1]] = command
 
 
 def _with_plugin(spec, plugin: str):
