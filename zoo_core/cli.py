@@ -384,7 +384,7 @@ def new_plugin(name, directory):
 
 
 def _load_plugin_commands():
-    plugins.call_each("register_commands", cli=cli)
+    plugins.add_commands(cli)
 
 
 _load_plugin_commands()
