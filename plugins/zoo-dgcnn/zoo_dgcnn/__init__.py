@@ -1,0 +1,1 @@
+"""DGCNN reading-comprehension QA for the kexue.fm model zoo."""

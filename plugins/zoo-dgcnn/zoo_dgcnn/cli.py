@@ -1,0 +1,107 @@
+"""zoo-dgcnn's commands: ``zoo score sogou`` and ``zoo answer``.
+
+Importing this module costs only click: torch and the model are imported inside the command bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from zoo_core import ZooError
+
+
+def attach(cli: click.Group) -> None:
+    """Add ``zoo score sogou`` (creating the ``score`` group if no plugin has) and ``zoo answer``."""
+    group = cli.commands.get("score")
+    if group is None:
+        group = click.Group("score", help="Score predictions with a task's official scorer (commands from plugins).")
+        cli.add_command(group)
+    group.add_command(score_sogou, "sogou")
+    cli.add_command(answer, "answer")
+
+
+@click.command("sogou")
+@click.argument("predictions", type=click.Path(dir_okay=False))
+@click.option("--gold", required=True, type=click.Path(dir_okay=False),
+              help="qid_answer_expand file: qid<TAB>answer<TAB>alt1|alt2|...")
+@click.option("--out", "rows_out", type=click.Path(dir_okay=False), help="Write the per-question rows here.")
+@click.option("--json", "as_json", is_flag=True, help="Print {accuracy, f1, score, questions} as JSON.")
+def score_sogou(predictions, gold, rows_out, as_json):
+    """Score qid<TAB>answer lines exactly as SogouQA's evaluation script does ((accuracy + F1) / 2)."""
+    from zoo_core import write_text
+
+    from .sogou import format_rows, read_gold, read_predictions, score
+
+    gold_answers = read_gold(gold)
+    result = score(read_predictions(predictions, gold_answers), gold_answers)
+    if rows_out:
+        write_text(rows_out, format_rows(result["rows"]))
+    summary = {k: result[k] for k in ("accuracy", "f1", "score", "questions")}
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(f"questions: {summary['questions']}\naccuracy: {summary['accuracy']:.6f}\n"
+                   f"f1: {summary['f1']:.6f}\nscore: {summary['score']:.6f}")
+
+
+def _read_passages(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    except FileNotFoundError:
+        raise ZooError("passages file not found", where=path) from None
+    except UnicodeDecodeError:
+        raise ZooError("the passages file is not UTF-8 text", where=path, hint="one passage per line, UTF-8") from None
+
+
+def _model_ref(name: str) -> str:
+    """A catalogue id or folder as given; a recipe whose model is not installed: its last run's folder."""
+    from pathlib import Path
+
+    from zoo_core import has_local_model
+
+    if Path(name).is_dir() or has_local_model(name):
+        return name
+    try:
+        from zoo_core import get_entry
+
+        get_entry(name)
+        return name
+    except ZooError:
+        pass
+    if Path(f"runs/{name}/model").is_dir():
+        return f"runs/{name}/model"
+    return name
+
+
+@click.command("answer")
+@click.argument("name")
+@click.argument("question")
+@click.option("--passage", "passages", multiple=True, help="A passage (repeat for several).")
+@click.option("--passages", "passages_file", type=click.Path(dir_okay=False), help="A file of passages, one a line.")
+@click.option("--model", "model_ref", help="Model folder or catalogue id (default: the model of NAME).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer, its score and the top candidates as JSON.")
+def answer(name, question, passages, passages_file, model_ref, device, as_json):
+    """Answer QUESTION from passages with the DGCNN reader NAME (a recipe, catalogue id or model folder)."""
+    from zoo_core import load_model
+
+    texts = list(passages) + (_read_passages(passages_file) if passages_file else [])
+    if not texts:
+        raise ZooError("no passages to read", hint="give --passage TEXT (repeatable) or --passages FILE")
+    if not question.strip():
+        raise ZooError("the question is empty")
+    model = load_model(model_ref or _model_ref(name), device=device, architecture="dgcnn")
+    out = model.answer(question, texts, details=True)
+    if as_json:
+        top = sorted(out["candidates"].items(), key=lambda kv: -kv[1])[:5]
+        click.echo(json.dumps({"question": question, "answer": out["answer"], "score": out["score"],
+                               "candidates": [{"answer": a, "score": s} for a, s in top]}, ensure_ascii=False))
+    elif out["answer"]:
+        click.echo(out["answer"])
+    else:
+        click.echo("(no answer: no span passed the threshold)", err=True)
+        sys.exit(0)

@@ -1,0 +1,87 @@
+"""zoo-dgcnn's plugin hooks: registration only (the model, two datasets, two recipes, two catalogue
+entries, and the ``zoo score sogou`` / ``zoo answer`` commands). No torch import here."""
+
+from __future__ import annotations
+
+from zoo_core import DatasetSpec, ModelSpec, RecipeSpec, hookimpl
+
+BLOG_2018 = "https://kexue.fm/archives/5409"
+BLOG_2019 = "https://kexue.fm/archives/6906"
+SOURCE = "https://github.com/bojone/dgcnn_for_reading_comprehension"
+STEP = "zoo_dgcnn.train:DGCNNStep"
+
+# dgcnn.py (2019): RAdam 1e-3, EMA 0.9999, batch 128, fit() for 120 epochs, chars seen >= 16 times,
+# the lr drop to 1e-4 (after epoch 15 on score < 0.5 or 5 stale epochs; at epoch 30 at the latest).
+RELEASE = {
+    "batch_size": 128, "lr": 1e-3, "ema_decay": 0.9999, "epochs": 120, "eval_every": 1, "min_count": 16,
+    "drop_min_epoch": 15, "drop_score": 0.5, "patience": 5, "drop_epoch": 30, "low_lr": 1e-4,
+    "eval_batch_size": 64, "checkpoint_every": 1000, "log_every": 20,
+}
+# With SogouQA.json and WebQA.json (and optionally the 128-d word2vec_baike vectors) in a folder:
+#   zoo train dgcnn-sogou --device cuda --set dataset_options='{"root": "/data/dgcnn"}' \
+#       --set word_vectors=/data/dgcnn/word2vec_baike.txt
+SOGOU_DEFAULTS = {**RELEASE, "data": "dgcnn-sogou", "dataset_options": {}, "device": "auto"}
+# The offline proxy: the release's settings, except an EMA of 0.999 (a CPU run lasts a few thousand
+# steps; 0.9999 would still hold mostly the initial weights) and 30 epochs.
+CLOZE_DEFAULTS = {**RELEASE, "data": "dgcnn-cloze", "dataset_options": {}, "ema_decay": 0.999, "epochs": 30,
+                  "device": "cpu"}
+
+TINY_CONFIG = {"vocab": list("的一是了我不人在他有这个上们来到时大地为"), "dim": 16,
+               "question_rates": [1, 2], "passage_rates": [1, 2, 1]}
+
+ENTRIES = {
+    "dgcnn-cloze": ("People's Daily cloze proxy", "DGCNN reader trained here on the People's Daily 1998-01 cloze "
+                    "proxy (offline)", "Run `zoo train dgcnn-cloze` (offline, about 10 minutes on a CPU)"),
+    "dgcnn-sogou": ("SogouQA + WebQA", "DGCNN reader (2019 release) trained on SogouQA + WebQA from your folder",
+                    "Put SogouQA.json and WebQA.json in a folder and run `zoo train dgcnn-sogou --set "
+                    "dataset_options='{\"root\": \"FOLDER\"}'` (a GPU)"),
+}
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(
+        name="dgcnn", target="zoo_dgcnn.model:DGCNN", task="question-answering",
+        summary="DGCNN (Su 2018/2019): dilated gated convolutions + attention pooling reading comprehension",
+        tiny_config=dict(TINY_CONFIG)))
+
+
+@hookimpl
+def register_datasets(register):
+    register(DatasetSpec(name="dgcnn-cloze", target="zoo_dgcnn.data:ClozeQA",
+                         summary="cloze span QA from People's Daily 1998-01 (offline proxy)"))
+    register(DatasetSpec(name="dgcnn-sogou", target="zoo_dgcnn.data:SogouQA",
+                         summary="SogouQA (3 folds, fold 0 dev) + WebQA from a folder you supply"))
+
+
+@hookimpl
+def register_recipes(register):
+    register(RecipeSpec(
+        name="dgcnn-cloze", model="dgcnn", dataset="dgcnn-cloze", step=STEP,
+        summary="DGCNN 2019 on the offline People's Daily cloze proxy; Sogou score per epoch",
+        defaults=dict(CLOZE_DEFAULTS)))
+    register(RecipeSpec(
+        name="dgcnn-sogou", model="dgcnn", dataset="dgcnn-sogou", step=STEP,
+        summary="the 2019 release: SogouQA (doubled) + WebQA from --set dataset_options='{\"root\": DIR}' (a GPU)",
+        defaults=dict(SOGOU_DEFAULTS)))
+
+
+@hookimpl
+def register_registry_entries(register):
+    for entry_id, (_dataset, summary, how) in ENTRIES.items():
+        register({
+            "id": entry_id, "architecture": "dgcnn", "plugin": "dgcnn", "task": "question-answering",
+            "summary": summary, "license": "Apache-2.0",
+            "links": {"blog": BLOG_2019, "source": SOURCE},
+            "metrics": [], "hub": None, "recipe": entry_id,
+            "weights": {"status": "not-published", "how": "train",
+                        "instructions": f"{how}; then `zoo answer {entry_id} QUESTION --passage TEXT ...`."},
+        })
+
+
+@hookimpl
+def register_commands(cli):
+    """``zoo score sogou`` and ``zoo answer`` (zoo_dgcnn/cli.py)."""
+    from .cli import attach
+
+    attach(cli)

@@ -1,0 +1,173 @@
+"""DGCNN's training step for the core's Trainer: the 2019 release's loss, optimiser, schedule and score.
+
+- Batches are strings, (questions, passages, answers); the step encodes them with the model's own
+  vocabulary and labels every occurrence of the answer (:func:`zoo_dgcnn.text.answer_labels`).
+- Vocabulary: a fresh model gets the training data's characters seen ``min_count`` times (16 in the
+  release) and, when ``word_vectors`` names a word2vec file (text or binary), those vectors; all of
+  it is saved in the model folder.
+- RAdam (lr 1e-3), the core's EMA (0.9999) of the weights for evaluation, batch 128.
+- The released schedule, after each validation (one per epoch): once at least ``drop_min_epoch``
+  (15) epochs are done, a score under ``drop_score`` (0.5) or ``patience`` (5) validations without a
+  new best drop the rate; at ``drop_epoch`` (30) epochs it drops anyway. Dropping reloads the best
+  (EMA) weights, resets the optimizer and the EMA and sets the rate to ``low_lr`` (1e-4), once.
+- Loss under torchrun: each process divides its positions' loss sum by the global number of
+  positions, so N processes take the same step as one.
+- Evaluation: decode every (question, passage) pair as released, vote across passages, and score
+  with the Sogou scorer (``accuracy``, ``f1``, ``score``; ``score`` is monitored). ``gold`` (a
+  ``qid_answer_expand`` file) supplies alternatives by question id; without it each question's
+  answer is its only alternative.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from zoo_core import TrainStep, Update, ZooError, model_card
+
+from .model import passage_spans, vote
+from .sogou import Gold, read_gold, score_one
+from .text import answer_labels, build_vocab
+
+DATASETS = {"dgcnn-cloze": "zoo_dgcnn.data:ClozeQA", "dgcnn-sogou": "zoo_dgcnn.data:SogouQA"}
+
+
+def make_dataset(name: str, seed: int, options: dict):
+    """The dataset class registered as ``name`` (for the vocabulary count, outside the Trainer)."""
+    import importlib
+
+    if name not in DATASETS:
+        raise ZooError(f"unknown DGCNN dataset {name!r}", hint=f"one of: {', '.join(DATASETS)}")
+    module, _, cls = DATASETS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)(seed=seed, **options)
+
+
+def load_vocabulary(model, config) -> None:
+    """Give a fresh model the training data's characters (and the word vectors, when named)."""
+    extra = config.extra
+    data = make_dataset(extra.get("data", "dgcnn-cloze"), config.seed, dict(extra.get("dataset_options", {})))
+    vocab = build_vocab(data.training_texts(), int(extra.get("min_count", 16)))
+    words, vectors = None, None
+    if extra.get("word_vectors"):
+        import zoo_text
+
+        words, vectors = zoo_text.read_word2vec(extra["word_vectors"])
+    model.set_vocabulary(vocab, words, vectors)
+
+
+def _world() -> int:
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+class DGCNNStep(TrainStep):
+    """The 2019 release's training on the core's Trainer; monitors the Sogou score (higher is better)."""
+
+    updates = (Update("training_step", ("radam",)),)
+    monitor = "score"
+    monitor_mode = "max"
+
+    def __init__(self, model, config):
+        super().__init__(model, config)
+        if not model.config.vocab:
+            load_vocabulary(model, config)
+        extra = config.extra
+        self.drop_min_epoch = int(extra.get("drop_min_epoch", 15))
+        self.drop_score = float(extra.get("drop_score", 0.5))
+        self.patience = int(extra.get("patience", 5))
+        self.drop_epoch = int(extra.get("drop_epoch", 30))
+        self.low_lr = float(extra.get("low_lr", 1e-4))
+        self.dropped, self.stale, self.best = False, 0, None
+        self._gold = read_gold(extra["gold"]) if extra.get("gold") else None
+
+    def configure_optimizers(self):
+        return {"radam": torch.optim.RAdam(self.model.parameters(), lr=float(self.config.lr))}
+
+    def training_step(self, model, batch):
+        questions, passages, answers = batch
+        device = model.embedding.weight.device
+        q_c, p_c, q_w, p_w, feats = model.tokenizer.batch(list(questions), list(passages),
+                                                        features=bool(model.config.features), device=device)
+        width = p_c.shape[1]
+        y_start = torch.zeros(len(passages), width, device=device)
+        y_end = torch.zeros_like(y_start)
+        for i, (p, a) in enumerate(zip(passages, answers)):
+            s, e = answer_labels(p, a)
+            y_start[i, :len(s)] = torch.tensor(s, dtype=torch.float32)
+            y_end[i, :len(e)] = torch.tensor(e, dtype=torch.float32)
+        p_start, p_end = model(q_c, p_c, q_w, p_w, feats)
+        mask = (p_c > 0).float()
+        positions = mask.sum()
+        world = _world()
+        if world > 1:  # the global batch's positions: N processes take one process's step
+            positions = positions.clone()
+            torch.distributed.all_reduce(positions)
+            positions = positions / world
+        loss = model.loss(p_start, p_end, y_start, y_end, mask) * mask.sum() / positions
+        return {"loss": loss}
+
+    @torch.no_grad()
+    def evaluate(self, model, loader):
+        """Sogou accuracy, F1 and score of the voted answers over the split's questions."""
+        found: dict[int, list] = {}
+        gold: dict[int, Gold] = {}
+        for qi, qids, questions, passages, answers in loader:
+            ps, pe = model.predict(list(questions), list(passages))
+            for i, text in enumerate(passages):
+                q = int(qi[i])
+                found.setdefault(q, []).append(passage_spans(text, ps[i], pe[i], model.config.threshold,
+                                                             model.config.max_answer_len))
+                if q not in gold:
+                    gold[q] = self._gold_of(qids[i], answers[i])
+        if not found:
+            raise ZooError("the evaluation split has no questions", hint="check --limit-eval and the data folder")
+        rows = [score_one(vote(found[q])["answer"], gold[q]) for q in found]
+        acc = sum(r["exact"] for r in rows) / len(rows)
+        f1 = sum(r["f1"] for r in rows) / len(rows)
+        return {"accuracy": acc, "f1": f1, "score": (acc + f1) / 2, "questions": len(rows)}
+
+    def _gold_of(self, qid: str, answer: str) -> Gold:
+        if self._gold is not None:
+            if qid not in self._gold:
+                raise ZooError(f"question {qid!r} is not in the gold file", where=str(self.config.extra["gold"]))
+            return self._gold[qid]
+        return Gold.of(answer, answer)
+
+    def after_validation(self, control, metrics):
+        """The release's learning-rate drop (once): reload best, reset optimizer and EMA, lr 1e-4."""
+        value = metrics.get("score")
+        if value is not None and (self.best is None or value > self.best):
+            self.best, self.stale = value, 0
+        else:
+            self.stale += 1
+        epochs = control.state.epoch
+        if self.dropped or epochs < self.drop_min_epoch:
+            return
+        if epochs >= self.drop_epoch or (value is not None and value < self.drop_score) or self.stale >= self.patience:
+            control.reload_best()
+            control.reset_optimizers()
+            control.set_lr(self.low_lr)
+            if self.config.ema_decay is not None:
+                control.reset_ema()
+            self.dropped, self.stale = True, 0
+
+    def state_dict(self):
+        return {"dropped": self.dropped, "stale": self.stale, "best": self.best}
+
+    def load_state_dict(self, state):
+        self.dropped = bool(state.get("dropped", False))
+        self.stale = int(state.get("stale", 0))
+        self.best = state.get("best")
+
+    def model_card(self, model, metrics, state):
+        data = self.config.extra.get("data", "dgcnn-cloze")
+        protocol = "SogouQA scorer on the voted answers (threshold 0.1, span <= 12), validation split"
+        recorded = {k: {"value": round(float(metrics[k]), 6), "dataset": data, "protocol": protocol}
+                    for k in ("accuracy", "f1", "score") if k in metrics}
+        notes = (f"Trained here: RAdam lr {self.config.lr}, EMA {self.config.ema_decay}, batch "
+                 f"{self.config.batch_size}; best at step {state.step} ({state.elapsed:.0f} s).")
+        config = model.config_dict()
+        config["vocab"] = f"{len(model.config.vocab)} characters"
+        config["words"] = f"{len(model.config.words)} words"
+        return model_card(config, title="DGCNN reader", license="Apache-2.0", metrics=recorded,
+                          summary="DGCNN reading-comprehension QA (Su 2019): `model.answer(question, passages)`.",
+                          source="https://github.com/bojone/dgcnn_for_reading_comprehension", notes=notes)
