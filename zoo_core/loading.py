@@ -56,6 +56,9 @@ def load_model(name_or_path: str | os.PathLike, *, device: str | torch.device = 
     weights are read) with an error that names the catalogue's models of the
     wanted one: what a plugin's command passes to accept only its own models.
     """
+    from .model import check_device
+
+    check_device(device)  # before a download, not after
     folder = resolve_folder(name_or_path)
     if architecture is not None:
         check_architecture(name_or_path, folder, architecture)
