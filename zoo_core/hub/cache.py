@@ -23,9 +23,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ZooError
 from ..files import write_text
 from ..store import zoo_home
-from .checks import COMMIT_RE
+from .checks import COMMIT_RE, check_revision
 
 logger = logging.getLogger(__package__)  # "zoo_core.hub", as before the split
 
@@ -212,10 +213,11 @@ class RepoCache:
 
     def read_ref(self, revision: str) -> str | None:
         """The commit the cached ref ``revision`` (a branch or tag name) points to; None if there is none."""
-        ref = self.refs / revision
+        ref = self._ref_path(revision)
         if not ref.is_file():
             return None
-        return ref.read_text().strip()
+        commit = ref.read_text().strip()
+        return commit if COMMIT_RE.match(commit) else None
 
     def write_ref(self, revision: str, commit: str) -> None:
         """Record that branch/tag ``revision`` is ``commit`` (as the client does), so it resolves offline.
@@ -224,12 +226,21 @@ class RepoCache:
         """
         if revision == commit or COMMIT_RE.match(revision):
             return
-        ref = self.refs / revision
+        ref = self._ref_path(revision)
         try:
             if not ref.is_file() or ref.read_text() != commit:
                 write_text(ref, commit)
         except OSError:
             pass
+
+    def _ref_path(self, revision: str) -> Path:
+        """The file of ref ``revision``, refusing names that would leave ``refs/`` (checked again here,
+        whoever the caller is, because this is where a hostile name would turn into a write)."""
+        check_revision(revision, where=f"{self.repo_id}@{revision}")
+        ref = self.refs / revision
+        if not os.path.abspath(ref).startswith(os.path.abspath(self.refs) + os.sep):
+            raise ZooError(f"ref {revision!r} would be written outside the cache", where=str(self.refs))
+        return ref
 
     def drop_refs_to(self, commit: str) -> None:
         """Delete every ref naming ``commit`` (its snapshot is gone)."""

@@ -18,6 +18,32 @@ def check_repo_id(repo_id: str) -> None:
                        hint="a repo id looks like 'org/name' (letters, digits, '-', '_', '.')")
 
 
+# git's ref-name rules (git check-ref-format), which the Hub applies to branch and tag names
+_REF_BAD_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def check_revision(revision: str, where: str = "") -> None:
+    """Raise ZooError unless ``revision`` is a commit sha or a valid branch/tag name.
+
+    The name becomes a file under the cache's ``refs/``, so a name that climbs
+    out (``../../x``), is absolute, or breaks git's ref-name rules is refused
+    before anything is asked of the server or written to disk.
+    """
+    ok = isinstance(revision, str) and 0 < len(revision) <= 255 and not (
+        _REF_BAD_CHARS.search(revision) or ".." in revision or "@{" in revision or revision == "@"
+        or revision.startswith(("/", "-")) or revision.endswith(("/", ".", ".lock")) or "//" in revision
+        or any(part.startswith(".") or part.endswith(".lock") for part in revision.split("/")))
+    if ok:
+        from ..pins import _dot_part
+
+        ok = not any(_dot_part(part) for part in revision.split("/"))
+    if not ok:
+        raise ZooError(f"invalid revision {revision!r}: not a commit sha, branch or tag name",
+                       where=where or str(revision),
+                       hint="a revision is a 40-hex commit or a git branch/tag name such as 'main' or 'v1.0' "
+                            "(no '..', no leading '/' or '-', no spaces or ~^:?*[\\)")
+
+
 def check_pin(pin: HubPin) -> None:
     """Validate a pin before any network access: repo id, 40-hex commit, safe non-pickle paths, hashes.
 

@@ -27,7 +27,7 @@ from ..errors import UnsafeFileError, ZooError
 from ..files import sha256_file
 from ..pins import HubPin, check_repo_path, is_pickle, refuse_pickle
 from .cache import Marker, RepoCache
-from .checks import COMMIT_RE, check_pin, check_repo_id, pin_paths_safe
+from .checks import COMMIT_RE, check_pin, check_repo_id, check_revision, pin_paths_safe
 from .download import download, translate
 from .env import etag_timeout, hub_cache_dir, hub_endpoint, is_offline, sync_client
 from .env import token as env_token
@@ -131,6 +131,7 @@ def pull_repo(repo_id: str, revision: str = "main", *, repo_type: str = "model",
     Raises the same errors as :func:`pull`; ``UnsafeFileError`` for pickle-only repos.
     """
     check_repo_id(repo_id)
+    check_revision(revision, where=f"{repo_id}@{revision}")
     if repo_type not in ("model", "dataset"):
         raise ZooError(f"unsupported repo type {repo_type!r}", where=repo_id)
     repo = RepoCache(hub_cache_dir(cache_dir), repo_id, repo_type)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import ZooError
+from ..errors import UnsafeFileError, ZooError
 from ..files import sha256_file
 from ..pins import FilePin, HubPin, check_repo_path, refuse_pickle
 from .checks import COMMIT_RE, check_repo_id
@@ -25,8 +25,23 @@ UPLOAD_IGNORE = (".git", ".git/*", "*/.git", "*/.git/*", ".cache/huggingface", "
 
 
 def folder_files(folder: Path) -> list[Path]:
-    """The files of ``folder`` that ``push`` uploads, sorted."""
+    """The files of ``folder`` that ``push`` uploads, sorted.
+
+    A symlink whose target lies outside the folder (a file or a folder) raises
+    ``UnsafeFileError``: the upload would publish whatever it points to, a
+    private file anywhere on disk. Links that stay inside the folder are fine.
+    """
+    root = folder.resolve()
     out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        for name in dirnames + filenames:
+            p = Path(dirpath, name)
+            if p.is_symlink() and not p.resolve().is_relative_to(root):
+                raise UnsafeFileError(
+                    f"{p.relative_to(folder).as_posix()} is a symlink to {os.readlink(p)}, outside the folder",
+                    where=str(p),
+                    hint="pushing it would upload that target; copy what the model needs into the folder "
+                         "or remove the link")
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder).as_posix()
         if p.is_dir() or any(fnmatch.fnmatch(rel, pat) for pat in UPLOAD_IGNORE):
