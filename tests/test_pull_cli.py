@@ -1,6 +1,7 @@
 """`zoo pull / list / cache / push` and load_model end to end: real huggingface_hub client, local_hub server."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,64 @@ def test_push_publishes_a_folder_and_prints_its_pin(local_hub, tmp_path, zoo_plu
     (tmp_path / "m" / "extra.bin").write_bytes(b"x")
     r = run_zoo(["push", str(tmp_path / "m"), "me/pushed"], env={"HF_TOKEN": local_hub.token})
     assert r.returncode == 1 and "pickle" in r.stderr
+
+
+def _flip_a_bit_keeping_mtime(path: Path) -> None:
+    real = path.resolve()
+    st = real.stat()
+    data = bytearray(real.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    real.write_bytes(bytes(data))
+    os.utime(real, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_cache_verify_finds_a_flipped_bit_that_list_cannot_and_repairs_it(local_hub, tmp_path, zoo_plugins,
+                                                                          toy_env):
+    _, pin = _publish_toy(local_hub, tmp_path, zoo_plugins)
+    env = dict(toy_env, ZOO_REGISTRY=str(_registry(tmp_path, pin)))
+    state = lambda: {r["id"]: r["state"] for r in json.loads(run_zoo(["list", "--json"], env=env).stdout)}
+    assert run_zoo(["pull", "toy-demo"], env=env).returncode == 0
+    weights = local_hub.cache_dir / "models--zoo-test--toy" / "snapshots" / pin.revision / "model.safetensors"
+    good = weights.read_bytes()
+    _flip_a_bit_keeping_mtime(weights)
+    assert state()["toy-demo"] == "verified"  # what `zoo list` rests on: size and mtime (its help says so)
+    assert "re-hashes every byte" in run_zoo(["list"], env=env).stdout
+
+    r = run_zoo(["cache", "verify", "toy-demo", "--no-repair", "--json"], env=env)
+    assert r.returncode == 1
+    [row] = json.loads(r.stdout)
+    assert row["outcome"] == "corrupt" and row["files"]["model.safetensors"] == "corrupt"
+    assert row["files"]["config.json"] == "ok"
+    assert state()["toy-demo"] == "absent"  # the bad blob is gone, never loaded
+
+    assert run_zoo(["pull", "toy-demo"], env=env).returncode == 0
+    _flip_a_bit_keeping_mtime(weights)
+    local_hub.clear_requests()
+    r = run_zoo(["cache", "verify"], env=env)  # every cached model
+    assert r.returncode == 0, r.stderr
+    assert "toy-demo: repaired (model.safetensors)" in r.stdout
+    assert weights.read_bytes() == good
+    assert len(local_hub.downloads()) == 1 and local_hub.downloads("model.safetensors")  # only the bad file
+    assert state()["toy-demo"] == "verified"
+    r = run_zoo(["cache", "verify", "toy-demo"], env=env)
+    assert r.returncode == 0 and "toy-demo: verified" in r.stdout
+
+
+def test_verify_from_python_reports_local_models_as_unpinned(tmp_path, zoo_plugins, monkeypatch):
+    import zoo_core
+    from zoo_core.registry import catalogue
+
+    monkeypatch.setenv("ZOO_REGISTRY", str(converter_registry(tmp_path)))
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    catalogue.cache_clear()
+    assert zoo_core.verify() == []
+    from safetensors.torch import save_file
+
+    from zoo_core import build_model
+
+    (tmp_path / "original").mkdir()
+    save_file(build_model("toy-mlp", hidden=4).state_dict(), tmp_path / "original" / "weights.safetensors")
+    zoo_core.pull("toy-local", source=str(tmp_path / "original"))
+    [result] = zoo_core.verify()
+    assert (result.id, result.outcome) == ("toy-local", "local (no pin)")
+    catalogue.cache_clear()

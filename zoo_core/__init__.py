@@ -18,7 +18,7 @@ _LAZY = {
     "load_model": "loading", "build_model": "loading", "resolve_folder": "loading",
     # the catalogue and the weights behind it
     "search": "registry", "get_entry": "registry",
-    "pull": "weights", "remove": "weights", "cached": "weights", "model_state": "weights",
+    "pull": "weights", "remove": "weights", "verify": "weights", "cached": "weights", "model_state": "weights",
     "pull_pinned": "weights",
     "HubPin": "pins", "FilePin": "pins",
     # writing a plugin
@@ -41,7 +41,7 @@ __all__ = [
     "atomic_file", "build_model", "cached", "copy_dir", "did_you_mean", "evaluate", "get_entry",
     "has_local_model", "hookimpl", "load_model", "local_model_dir", "model_card", "model_state", "pull",
     "pull_pinned", "remove", "replace_dir", "resolve_folder", "search", "sha256_file", "shard_draw", "train",
-    "verify_sha256", "write_bytes", "write_text", "zoo_home",
+    "verify", "verify_sha256", "write_bytes", "write_text", "zoo_home",
 ]
 
 

@@ -75,9 +75,11 @@ def _rows(pattern: str | None, task: str | None) -> list[dict]:
 def list_(pattern, task, as_json):
     """List the zoo: catalogue, installed plugins and local state in one table.
 
-    State is one of: verified (pulled and sha256-checked), pulled, corrupt,
-    absent (on the Hub, not pulled), local (produced here by convert or train),
-    not published (no Hub weights yet; `zoo info NAME` says how to get them).
+    State is one of: verified (every file's sha256 matched the pin, and its
+    size and mtime have not changed since: `zoo cache verify` re-reads every
+    byte), pulled, corrupt, absent (on the Hub, not pulled), local (produced
+    here by convert or train), not published (no Hub weights yet; `zoo info
+    NAME` says how to get them).
     """
     rows = _rows(pattern, task)
     plugins.warn_failures()
@@ -95,6 +97,9 @@ def list_(pattern, task, as_json):
     click.echo(fmt.format(*headers))
     for row in table:
         click.echo(fmt.format(*row))
+    if any(r["state"] == "verified" for r in rows):
+        click.echo("verified: sha256 matched the pin, size and mtime unchanged since; "
+                   "`zoo cache verify` re-hashes every byte")
 
 
 @cli.command()
@@ -253,6 +258,29 @@ def cache_ls(as_json):
         click.echo(f"{r['id']}  {r['size'] / 1e6:9.1f} MB  {r['path']}")
     if not rows:
         click.echo("no zoo models cached")
+
+
+@cache.command("verify")
+@click.argument("name", required=False)
+@click.option("--no-repair", is_flag=True, help="Only report; do not download again what no longer matches.")
+@click.option("--json", "as_json", is_flag=True)
+def cache_verify(name, no_repair, as_json):
+    """Re-hash every cached file (of NAME, or of every cached model) against its pin; repair by re-download.
+
+    Exits 1 when something is still corrupt or missing afterwards.
+    """
+    from .weights import verify
+
+    results = verify(name, repair=not no_repair)
+    if as_json:
+        click.echo(json.dumps([{"id": r.id, "files": r.files, "outcome": r.outcome} for r in results], indent=2))
+    elif not results:
+        click.echo("no zoo models cached: nothing to verify")
+    for r in results if not as_json else ():
+        bad = sorted(path for path, state in r.files.items() if state != "ok")
+        click.echo(f"{r.id}: {r.outcome}" + (f" ({', '.join(bad)})" if bad else ""))
+    if any(r.outcome in ("corrupt", "absent") for r in results):
+        raise SystemExit(1)
 
 
 @cache.command("rm")

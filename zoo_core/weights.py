@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ZooError
+from .files import owner_tag, remove_stale
 from .pins import HubPin
 from .registry import Entry, catalogue, get_entry
 from .store import has_local_model, local_model_dir
@@ -49,6 +50,7 @@ def pull(name: str, *, source: str | os.PathLike | None = None, options: dict | 
 
         converter = get_converter_spec(entry.convert["converter"]).load()
         opts = {**entry.convert.get("options", {}), **(options or {})}
+        remove_stale(local_model_dir(entry.id).parent)  # what a conversion killed mid-write left
         return Path(converter(str(source), local_model_dir(entry.id), **opts))
     if entry.hub is None:
         from .loading import resolve_folder
@@ -57,6 +59,51 @@ def pull(name: str, *, source: str | os.PathLike | None = None, options: dict | 
     from . import hub
 
     return hub.pull(entry.hub)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``verify`` found for one catalogue model: each pinned file's state before repair, and the outcome."""
+
+    id: str
+    files: dict  # path -> "ok" | "absent" | "corrupt" (as found, before any repair)
+    outcome: str  # "verified", "repaired", "corrupt" (removed, not repaired), "absent", "local (no pin)"
+
+
+def verify(name: str | None = None, *, repair: bool = True) -> list[Verification]:
+    """Re-hash every cached file of one catalogue model (or of every cached one) against its pin.
+
+    What ``zoo cache verify`` does. ``zoo list`` calls a file verified once its
+    sha256 matched and as long as its size and mtime have not changed; this
+    reads every byte again. A file that no longer matches is removed from the
+    cache and, with ``repair``, downloaded again at the pinned commit and
+    checked (``outcome="repaired"``). Models in the local store have no pin to
+    check against (``"local (no pin)"``).
+    """
+    from . import hub
+
+    if name is not None:
+        entries = [get_entry(name)]
+    else:
+        entries = [e for e in catalogue().values()
+                   if (e.hub is not None and hub.local_state(e.hub) != "absent") or has_local_model(e.id)]
+    out = []
+    for entry in entries:
+        if entry.hub is None:
+            outcome = "local (no pin)" if has_local_model(entry.id) else "absent"
+            out.append(Verification(entry.id, {}, outcome))
+            continue
+        files = hub.recheck(entry.hub)
+        states = set(files.values())
+        if states == {"ok"}:
+            outcome = "verified"
+        elif "corrupt" in states and repair:
+            hub.pull(entry.hub)
+            outcome = "repaired"
+        else:
+            outcome = "corrupt" if "corrupt" in states else "absent"
+        out.append(Verification(entry.id, files, outcome))
+    return out
 
 
 def pull_pinned(pin: HubPin, *, progress: bool = True) -> Path:
@@ -116,7 +163,7 @@ def remove(name: str) -> int:
     if folder.exists():
         freed += _folder_size(folder)
         # Rename first: a half-deleted folder must never look like a model to has_local_model.
-        doomed = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".removing", dir=folder.parent))
+        doomed = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{owner_tag()}", suffix=".removing", dir=folder.parent))
         os.replace(folder, doomed / folder.name)
         shutil.rmtree(doomed)
     return freed

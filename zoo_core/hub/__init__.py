@@ -24,7 +24,7 @@ One job per module:
   and ``Marker`` (what was verified, per blob)
 - ``download``: the client's downloads, its errors translated into ZooErrors
 - ``verify``: hashing what is cached against what is expected
-- ``pull``: ``pull``, ``pull_repo``, ``snapshot_path``, ``local_state``
+- ``pull``: ``pull``, ``pull_repo``, ``snapshot_path``, ``local_state``, ``recheck``
 - ``manage``: ``cached_models``, ``remove``
 - ``push``: ``push``, ``pin_for_folder``
 
@@ -37,7 +37,7 @@ from .checks import check_pin
 from .env import hub_cache_dir, hub_endpoint, is_offline
 from .exceptions import HubConnectionError, HubNotFoundError, OfflineCacheMissError
 from .manage import CachedModel, CachedRevision, cached_models, remove
-from .pull import REPO_FILE_PATTERNS, local_state, pull, pull_repo, snapshot_path
+from .pull import REPO_FILE_PATTERNS, local_state, pull, pull_repo, recheck, snapshot_path
 from .push import pin_for_folder, push
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "pull",
     "pull_repo",
     "push",
+    "recheck",
     "remove",
     "snapshot_path",
 ]

@@ -281,3 +281,32 @@ def local_state(pin: HubPin, cache_dir: str | os.PathLike | None = None, *, deep
         marker.stamp(repo, pin.revision).save()
         state = "verified"
     return state
+
+
+def recheck(pin: HubPin, cache_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """Hash every cached file of ``pin`` again, whatever the marker says; remove the ones that do not match.
+
+    ``zoo list`` trusts a file it verified once for as long as its size and
+    mtime stay the same, which a bit flip with its mtime put back escapes; this
+    reads every byte. Returns ``{path: "ok" | "absent" | "corrupt"}``; a corrupt
+    file is evicted (blob and snapshot links), so the next ``pull`` downloads
+    it again. No network access.
+    """
+    check_pin(pin)
+    repo = RepoCache(hub_cache_dir(cache_dir), pin.repo_id, pin.repo_type)
+    marker: Marker = repo.marker(pin.revision)
+    out: dict[str, str] = {}
+    for f in pin.files:
+        st = repo.stat(pin.revision, f.path)
+        if st is None:
+            out[f.path] = "absent"
+            continue
+        if st[1] == int(f.size) and sha256_file(st[0]) == f.sha256:
+            marker.record(f.path, st, f.sha256)
+            out[f.path] = "ok"
+        else:
+            marker.forget(f.path)
+            repo.evict(pin.revision, f.path)
+            out[f.path] = "corrupt"
+    marker.stamp(repo, pin.revision).save()
+    return out
