@@ -225,3 +225,35 @@ def test_verify_from_python_reports_local_models_as_unpinned(tmp_path, zoo_plugi
     [result] = zoo_core.verify()
     assert (result.id, result.outcome) == ("toy-local", "local (no pin)")
     catalogue.cache_clear()
+
+
+def test_pull_accepts_an_hf_hub_reference_like_load_model(local_hub, tmp_path, zoo_plugins, toy_env):
+    _, pin = _publish_toy(local_hub, tmp_path, zoo_plugins, repo="someone/unlisted")
+    r = run_zoo(["pull", f"hf-hub:someone/unlisted@{pin.revision}"], env=toy_env)
+    assert r.returncode == 0, r.stderr
+    folder = Path(r.stdout.strip().rsplit("-> ", 1)[1])
+    assert folder.name == pin.revision and (folder / "model.safetensors").is_file()
+    r = run_zoo(["pull", "hf-hub:someone/unlisted@main", "--from", "x"], env=toy_env)
+    assert r.returncode == 1 and "nothing to convert" in r.stderr
+
+
+def test_a_hub_that_never_answers_gives_one_clear_line_in_bounded_time(tmp_path, toy_env, zoo_plugins, local_hub):
+    import socket
+    import time
+
+    _, pin = _publish_toy(local_hub, tmp_path, zoo_plugins)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers
+    env = dict(toy_env, ZOO_REGISTRY=str(_registry(tmp_path, pin)), HF_ENDPOINT=f"http://127.0.0.1:{silent.getsockname()[1]}",
+               HF_HUB_ETAG_TIMEOUT="2", HF_HUB_DOWNLOAD_TIMEOUT="2")
+    try:
+        start = time.monotonic()
+        r = run_zoo(["pull", "toy-demo"], env=env)
+        took = time.monotonic() - start
+    finally:
+        silent.close()
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "could not download" in r.stderr and "HF_ENDPOINT" in r.stderr
+    assert "retry" not in r.stderr.lower()
+    assert took < 30

@@ -188,11 +188,18 @@ def pull(name, source, options):
     """Download a model at its pinned commit and verify every file's sha256.
 
     For models whose weights are not on the Hub, --from converts the original
-    weights you downloaded into the zoo's local store.
+    weights you downloaded into the zoo's local store. NAME may also be
+    hf-hub:ORG/REPO@REVISION (a repo that is not in the catalogue).
     """
     from .registry import get_entry
     from .weights import pull as pull_weights
 
+    if name.startswith(("hf-hub:", "hf_hub:")):  # a Hub repo at a revision, as load_model accepts
+        if options:
+            raise ZooError("--option only applies with --from", hint=f"zoo pull {name}")
+        folder = pull_weights(name, source=source)
+        click.echo(f"{name}: every file checked against the Hub's listing -> {folder}")
+        return
     entry = get_entry(name)
     if source is None and options:
         raise ZooError("--option only applies with --from", hint=f"zoo pull {entry.id} --from SOURCE --option K=V")

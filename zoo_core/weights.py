@@ -40,7 +40,17 @@ def pull(name: str, *, source: str | os.PathLike | None = None, options: dict | 
     With ``source``: run the entry's converter on ``source`` (for example a
     TensorFlow checkpoint prefix you downloaded) into the local store;
     ``options`` are passed to the converter on top of the entry's own.
+    ``name`` may also be ``"hf-hub:org/repo@revision"``, as for ``load_model``.
     """
+    from .loading import HF_PREFIXES
+
+    if name.startswith(HF_PREFIXES):
+        if source is not None:
+            raise ZooError(f"{name} is a Hub repo, so there is nothing to convert from {source}", where=name,
+                           hint="drop --from, or give a catalogue id whose entry has a converter")
+        from .loading import resolve_folder
+
+        return resolve_folder(name)  # pulled at that revision, every file checked against the tree listing
     entry = get_entry(name)
     if source is not None:
         if not entry.convert:
