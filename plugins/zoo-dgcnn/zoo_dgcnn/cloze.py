@@ -6,7 +6,11 @@ characters; adjacent nr tokens (surname + given name) are one name. For each sen
 characters, one of its entities that another sentence of the block also contains is drawn
 (deterministically); the question is the sentence with every occurrence of that entity removed, the
 answer is the entity, and the passages are the (at most ``passages``, default 3) nearest other
-sentences of the block that contain it plus ``distractors`` (default 2) nearest ones that do not.
+sentences of the block that contain it, plus as many distractors: sentences without the answer that
+share a *confounder*, the entity of the block (not the answer, not in the question) found in the most
+such sentences. So counting entities across passages does not give the answer away: the answer and
+the confounder both recur, and only the question's context tells them apart. (Without a confounder,
+the ``distractors`` nearest sentences without the answer are used.)
 Whole blocks go to one split, by a hash of the block number: 1 in 10 test, 1 in 10 validation,
 the rest train, so no passage is shared between splits.
 """
@@ -21,7 +25,7 @@ from .data import Records, cached_records
 ENTITY_TAGS = ("nr", "ns", "nt", "nz")
 SENTENCE_END = set("。！？；")
 BLOCK = 20
-VERSION = 1
+VERSION = 2
 
 
 def sentences(tokens: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
@@ -66,7 +70,18 @@ def block_questions(block: int, sents: list[tuple[str, list[str]]], passages: in
             continue
         others = sorted((abs(sj - si), sj) for sj in range(len(texts)) if sj != si and texts[sj] != text)
         having = [sj for _, sj in others if e in texts[sj]][:passages]
-        lacking = [sj for _, sj in others if e not in texts[sj] and len(texts[sj]) >= 8][:distractors]
+        lacking = [sj for _, sj in others if e not in texts[sj] and len(texts[sj]) >= 8]
+        counts: dict[str, int] = {}
+        for sj in lacking:
+            for c in set(sents[sj][1]):
+                if len(c) >= 2 and c != e and c not in question and e not in c:
+                    counts[c] = counts.get(c, 0) + 1
+        top = max(counts.values(), default=0)
+        if top >= 1:
+            confounder = rng.choice(sorted(c for c, n in counts.items() if n == top))
+            lacking = [sj for sj in lacking if confounder in texts[sj]][:max(len(having), 1)]
+        else:
+            lacking = lacking[:distractors]
         chosen = having + lacking
         rng.shuffle(chosen)
         yield {"id": f"pd-{block}-{si}", "question": question,

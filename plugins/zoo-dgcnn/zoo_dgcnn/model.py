@@ -288,16 +288,20 @@ class DGCNN(ZooModel):
 def passage_spans(text: str, p_start: torch.Tensor, p_end: torch.Tensor, threshold: float = 0.1,
                   max_len: int = 12) -> dict[str, float]:
     """{span text: best P_start[i] * P_end[j]} over i <= j < i + max_len, both probabilities > threshold."""
-    starts = torch.nonzero(p_start > threshold).flatten().tolist()
-    ends = torch.nonzero(p_end > threshold).flatten().tolist()
+    n = min(len(text), len(p_start))
+    p_start, p_end = p_start[:n].float(), p_end[:n].float()
+    i = torch.arange(n)
+    band = (i[None, :] >= i[:, None]) & (i[None, :] < i[:, None] + max_len)  # (n, n): i <= j < i + max_len
+    ok = band & (p_start > threshold)[:, None] & (p_end > threshold)[None, :]
     found: dict[str, float] = {}
-    for i in starts:
-        for j in ends:
-            if i <= j < i + max_len:
-                a = text[i:j + 1]
-                s = float(p_start[i]) * float(p_end[j])
-                if s > found.get(a, 0.0):
-                    found[a] = s
+    if not bool(ok.any()):
+        return found
+    pairs = ok.nonzero().tolist()
+    scores = (p_start[:, None] * p_end[None, :])[ok].tolist()  # row-major, as nonzero() lists the pairs
+    for (a, b), s in zip(pairs, scores):
+        span = text[a:b + 1]
+        if s > found.get(span, 0.0):
+            found[span] = s
     return found
 
 
