@@ -257,3 +257,27 @@ def test_a_hub_that_never_answers_gives_one_clear_line_in_bounded_time(tmp_path,
     assert "could not download" in r.stderr and "HF_ENDPOINT" in r.stderr
     assert "retry" not in r.stderr.lower()
     assert took < 30
+
+
+def test_cache_ls_labels_snapshots_of_a_repo_that_several_entries_share(local_hub, tmp_path, zoo_plugins, toy_env):
+    _, pin1 = _publish_toy(local_hub, tmp_path / "a", zoo_plugins)
+    _, pin2 = _publish_toy(local_hub, tmp_path / "b", zoo_plugins)  # a second commit of the same repo
+    (tmp_path / "a").mkdir(exist_ok=True)
+    (tmp_path / "b").mkdir(exist_ok=True)
+    first = _registry(tmp_path / "a", pin1, "toy-old").read_text()
+    second = _registry(tmp_path / "b", pin2, "toy-new").read_text().split("models:\n", 1)[1]
+    reg = tmp_path / "shared.yaml"
+    reg.write_text(first + second)
+    env = dict(toy_env, ZOO_REGISTRY=str(reg))
+    for name in ("toy-new", "toy-old"):
+        assert run_zoo(["pull", name], env=env).returncode == 0
+    stray = local_hub.publish("zoo-test/toy", {"config.json": b"{}", "model.safetensors": b"x"})
+    assert run_zoo(["pull", f"hf-hub:zoo-test/toy@{stray}"], env=env).returncode == 0
+    listed = json.loads(run_zoo(["cache", "ls", "--json"], env=env).stdout)
+    rows = {(r["id"], r["revision"], r["pinned"]) for r in listed}
+    assert rows == {("toy-old", pin1.revision, True), ("toy-new", pin2.revision, True),
+                    ("toy-new, toy-old", stray, False)}
+    lines = run_zoo(["cache", "ls"], env=env).stdout.splitlines()
+    assert lines[0].split() == ["id", "size", "revision", "pinned", "path"] and len(lines) == 4
+    assert len({line.index(" MB") for line in lines[1:]}) == 1  # padded: the columns line up
+    assert {line.index("/") for line in lines[1:]} == {lines[0].index("path")}

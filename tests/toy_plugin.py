@@ -62,6 +62,7 @@ class ToyData(ZooDataset):
 
 class ToyStep(TrainStep):
     monitor = "mse"
+    extra_keys = ("noise",)
 
     def configure_optimizers(self):
         return {"sgd": torch.optim.SGD(self.model.parameters(), lr=self.config.lr, momentum=0.9)}
@@ -92,6 +93,7 @@ class ControlStep(ToyStep):
     """
 
     monitor_mode = "max"
+    extra_keys = ("noise", "trigger_at", "stop_at")
 
     def __init__(self, model, config):
         super().__init__(model, config)

@@ -19,6 +19,7 @@ resume puts the best model of the checkpoint's time back into ``OUT/model``.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import sys
@@ -29,7 +30,8 @@ from typing import Any
 
 import torch
 
-from .files import PARTIAL_SUFFIX, atomic_dir, copy_dir, write_text
+from .errors import ZooError
+from .files import atomic_dir, copy_dir, remove_stale, write_text
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_NAME = "log.jsonl"
@@ -142,8 +144,6 @@ def encode_state(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
         return [encode_state(v, f"{key}.{i}", tensors) for i, v in enumerate(obj)]
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    from .errors import ZooError
-
     raise ZooError(f"cannot checkpoint a {type(obj).__name__} in the training state", where=key,
                    hint="state dicts may hold tensors, numbers, strings, lists and dicts")
 
@@ -181,25 +181,6 @@ def _flatten_optimizers(optimizers: dict) -> tuple[dict, dict]:
         meta[name] = {"param_groups": encode_state(sd["param_groups"], f"optim.{name}.groups", tensors),
                       "scalars": scalars}
     return tensors, meta
-
-
-def _unflatten_optimizers(optimizers: dict, tensors: dict, meta: dict) -> None:
-    for name, opt in optimizers.items():
-        if name not in meta:
-            from .errors import ZooError
-
-            raise ZooError(f"the checkpoint has no state for optimizer {name!r} (it has: {', '.join(meta)})",
-                           hint="resume with the recipe that wrote it, or start over with --no-resume")
-        state: dict = {}
-        for pid, values in meta[name]["scalars"].items():
-            state.setdefault(int(pid), {}).update(decode_state(values, tensors))
-        prefix = f"optim.{name}."
-        for key, value in tensors.items():
-            if key.startswith(prefix) and not key.startswith(f"{prefix}groups."):
-                pid, _, field_name = key[len(prefix):].partition(".")
-                if pid.isdigit() and field_name and "." not in field_name:  # dotted: nested, decoded above
-                    state.setdefault(int(pid), {})[field_name] = value
-        opt.load_state_dict({"state": state, "param_groups": decode_state(meta[name]["param_groups"], tensors)})
 
 
 # --- RNG -----------------------------------------------------------------------------------
@@ -280,13 +261,13 @@ def latest_checkpoint(out: str | Path) -> Path | None:
 
 
 def prune_checkpoints(out: str | Path, keep: int) -> None:
-    """Keep the newest ``keep`` checkpoints (all when ``keep`` <= 0); remove leftovers of killed writes."""
+    """Keep the newest ``keep`` checkpoints (all when ``keep`` <= 0); remove leftovers of killed writes
+    (those of live processes and other machines stay: see :func:`zoo_core.files.remove_stale`)."""
     found = checkpoints(out)
     if keep > 0:
         for old in found[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
-    for stale in (Path(out) / CHECKPOINT_DIR).glob(f".step-*{PARTIAL_SUFFIX}"):
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale(Path(out) / CHECKPOINT_DIR)
 
 
 def _has_model(folder: Path) -> bool:
@@ -294,8 +275,11 @@ def _has_model(folder: Path) -> bool:
 
 
 def save_checkpoint(out: str | Path, *, model, optimizers: dict, schedulers: dict, state: TrainState,
-                    ema=None, step_state: dict | None = None, keep: int = 2) -> Path:
-    """Write the checkpoint of ``state.step`` (call on one process only) and prune old ones."""
+                    ema=None, step_state: dict | None = None, keep: int = 2, settings: dict | None = None) -> Path:
+    """Write the checkpoint of ``state.step`` (call on one process only) and prune old ones.
+
+    ``settings`` (the run's TrainConfig as a dict) are kept so that a resume can tell when they changed.
+    """
     from safetensors.torch import save_file
 
     out = Path(out)
@@ -313,47 +297,171 @@ def save_checkpoint(out: str | Path, *, model, optimizers: dict, schedulers: dic
         tensors.update(rng_tensors)
         save_file(tensors, tmp / TENSORS_NAME)
         saved = {"state": state.to_json(), "optimizers": optim_meta, "schedulers": sched_meta, "rng": rng_meta,
-                 "ema": None if ema is None else {"updates": ema.updates}, "train_step": step_meta}
+                 "ema": None if ema is None else {"updates": ema.updates}, "train_step": step_meta,
+                 "settings": settings}
         (tmp / STATE_NAME).write_text(json.dumps(saved, indent=1), encoding="utf-8")
     prune_checkpoints(out, keep)
     return target
 
 
 def load_weights(module, folder: str | Path) -> None:
-    """Copy a model folder's weights into ``module`` in place (its parameters stay the same objects)."""
+    """Copy a model folder's weights into ``module`` in place (its parameters stay the same objects).
+
+    Every name, shape and dtype is checked before the first tensor is copied,
+    so damage never leaves the module half loaded.
+    """
     from .model import read_weights
 
     device = next(module.parameters()).device
+    expected = module.state_dict()
+    tensors = read_weights(folder, device=device, expected=expected)
     with torch.no_grad():
-        module.load_state_dict(read_weights(folder, device=device), strict=False)
+        module.load_state_dict(tensors, strict=False)
     module.tie_weights()
+
+
+class DamagedCheckpoint(ZooError):
+    """A checkpoint folder whose files cannot be read back (truncated, zero-filled, not what they claim)."""
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read whole and checked, not yet put into a run (see :func:`apply_checkpoint`)."""
+
+    folder: Path
+    saved: dict  # trainer_state.json
+    model_config: dict  # model/config.json, without "architecture"
+    tensors: dict = field(default_factory=dict)  # trainer_state.safetensors
+    weights: dict | None = None
+    ema_weights: dict | None = None
+    optimizers: dict = field(default_factory=dict)  # name -> optimizer state dict
+    schedulers: dict = field(default_factory=dict)  # name -> scheduler state dict
+    state: TrainState | None = None
+    step_state: dict = field(default_factory=dict)
+
+    @property
+    def settings(self) -> dict | None:
+        """The TrainConfig (as a dict) of the run that wrote it; None for checkpoints from before it was kept."""
+        return self.saved.get("settings")
+
+
+def read_checkpoint_meta(folder: str | Path) -> Checkpoint:
+    """The small part of a checkpoint (trainer state JSON, model config), or :class:`DamagedCheckpoint`."""
+    from .model import read_config, read_json
+
+    folder = Path(folder)
+    try:
+        saved = read_json(folder / STATE_NAME, STATE_NAME, limit=1 << 30)
+        if not isinstance(saved, dict) or not isinstance(saved.get("state", saved), dict):
+            raise ZooError(f"{STATE_NAME} is not a trainer state", where=str(folder / STATE_NAME))
+        TrainState.from_json(saved.get("state", saved))
+        _, model_config = read_config(folder / MODEL_DIR)
+    except (ZooError, KeyError, TypeError, ValueError) as exc:
+        raise _damaged(folder, exc) from None
+    return Checkpoint(folder, saved, model_config)
+
+
+def read_checkpoint(folder: str | Path | Checkpoint, *, model, ema=None) -> Checkpoint:
+    """Read a checkpoint whole (weights checked against ``model``, optimizer state decoded) without touching
+    the run; :class:`DamagedCheckpoint` if any of it is damaged."""
+    from .model import read_header, read_tensors, read_weights
+
+    ck = folder if isinstance(folder, Checkpoint) else read_checkpoint_meta(folder)
+    folder, saved = ck.folder, ck.saved
+    try:
+        device = next(model.parameters()).device
+        ck.weights = read_weights(folder / MODEL_DIR, device=device, expected=model.state_dict())
+        if ema is not None and (folder / EMA_DIR).is_dir():
+            ck.ema_weights = read_weights(folder / EMA_DIR, device=device, expected=ema.module.state_dict())
+        path = folder / TENSORS_NAME
+        ck.tensors = read_tensors({path: read_header(path)})
+        rng = ck.tensors.get("rng.torch")
+        if rng is None or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
+            raise ZooError(f"{TENSORS_NAME} has no usable RNG state", where=str(path))
+        ck.optimizers = {name: _decode_optimizer(name, meta, ck.tensors)
+                         for name, meta in saved.get("optimizers", {}).items()}
+        ck.schedulers = {name: decode_state(meta, ck.tensors) for name, meta in (saved.get("schedulers") or {}).items()}
+        ck.state = TrainState.from_json(saved.get("state", saved))
+        ck.step_state = decode_state(saved.get("train_step") or {}, ck.tensors)
+    except (ZooError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise _damaged(folder, exc) from None
+    return ck
+
+
+def _damaged(folder: Path, exc: Exception) -> DamagedCheckpoint:
+    if isinstance(exc, ZooError):
+        return DamagedCheckpoint(exc.what, where=exc.where or str(folder), hint=exc.hint)
+    return DamagedCheckpoint(f"{type(exc).__name__}: {exc}", where=str(folder))
+
+
+def _decode_optimizer(name: str, meta: dict, tensors: dict) -> dict:
+    state: dict = {}
+    for pid, values in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(decode_state(values, tensors))
+    prefix = f"optim.{name}."
+    for key, value in tensors.items():
+        if key.startswith(prefix) and not key.startswith(f"{prefix}groups."):
+            pid, _, field_name = key[len(prefix):].partition(".")
+            if pid.isdigit() and field_name and "." not in field_name:  # dotted: nested, decoded above
+                state.setdefault(int(pid), {})[field_name] = value
+    return {"state": state, "param_groups": decode_state(meta["param_groups"], tensors)}
+
+
+def apply_checkpoint(ck: Checkpoint, *, model, optimizers: dict, schedulers: dict,
+                     ema=None) -> tuple[TrainState, dict]:
+    """Put a checkpoint read by :func:`read_checkpoint` into the run's objects and the RNG.
+
+    Returns (state, the step's own state). What does not fit the run (another
+    optimizer, no EMA) is a ZooError raised before the weights are touched.
+    """
+    folder = ck.folder
+    for name in optimizers:
+        if name not in ck.optimizers:
+            raise ZooError(f"the checkpoint has no state for optimizer {name!r} (it has: {', '.join(ck.optimizers)})",
+                           where=str(folder),
+                           hint="resume with the recipe that wrote it, or start over with --no-resume")
+    if ema is not None and ck.ema_weights is None:
+        raise ZooError("the checkpoint has no EMA weights but this run keeps an EMA", where=str(folder),
+                       hint="resume with the settings that wrote it (ema_decay), or start over with --no-resume")
+    for name, opt in optimizers.items():
+        try:
+            opt.load_state_dict(ck.optimizers[name])
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise ZooError(f"the checkpoint's state of optimizer {name!r} does not fit this run's: {exc}",
+                           where=str(folder), hint="resume with the recipe and model settings that wrote it, "
+                                                   "or start over with --no-resume") from None
+    for name, sched in schedulers.items():
+        if name in ck.schedulers:
+            sched.load_state_dict(ck.schedulers[name])
+    with torch.no_grad():
+        model.load_state_dict(ck.weights, strict=False)
+        model.tie_weights()
+        if ema is not None:
+            ema.module.load_state_dict(ck.ema_weights, strict=False)
+            ema.module.tie_weights()
+            ema.set_updates((ck.saved.get("ema") or {}).get("updates", 1))
+    restore_rng(ck.tensors, ck.saved.get("rng"))
+    return ck.state, ck.step_state
 
 
 def load_checkpoint(folder: str | Path, *, model, optimizers: dict, schedulers: dict,
                     ema=None) -> tuple[TrainState, dict]:
-    """Restore a checkpoint into the run's objects and the RNG; return (state, the step's own state)."""
-    from safetensors.torch import load_file
+    """Restore a checkpoint into the run's objects and the RNG; return (state, the step's own state).
 
-    from .errors import ZooError
+    Everything is read and checked first (:class:`DamagedCheckpoint` if any
+    of it is damaged), so a failed load changes nothing.
+    """
+    ck = read_checkpoint(folder, model=model, ema=ema)
+    return apply_checkpoint(ck, model=model, optimizers=optimizers, schedulers=schedulers, ema=ema)
 
+
+def set_aside(folder: str | Path) -> Path:
+    """Rename a damaged checkpoint so that no resume picks it again; return its new path."""
     folder = Path(folder)
-    load_weights(model, folder / MODEL_DIR)
-    saved = json.loads((folder / STATE_NAME).read_text(encoding="utf-8"))
-    tensors = load_file(folder / TENSORS_NAME)
-    _unflatten_optimizers(optimizers, tensors, saved.pop("optimizers"))
-    for name, sched in schedulers.items():
-        if name in saved.get("schedulers", {}):
-            sched.load_state_dict(decode_state(saved["schedulers"][name], tensors))
-    if ema is not None:
-        if not (folder / EMA_DIR).is_dir():
-            raise ZooError("the checkpoint has no EMA weights but this run keeps an EMA", where=str(folder),
-                           hint="resume with the settings that wrote it (ema_decay), or start over with --no-resume")
-        load_weights(ema.module, folder / EMA_DIR)
-        ema.set_updates((saved.get("ema") or {}).get("updates", 1))
-    state = TrainState.from_json(saved.get("state", saved))
-    step_state = decode_state(saved.get("train_step") or {}, tensors)
-    restore_rng(tensors, saved.get("rng"))
-    return state, step_state
+    target = folder.with_name(f"{folder.name}.damaged")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(folder, target)
+    return target
 
 
 def restore_best(checkpoint: str | Path, out: str | Path) -> None:
@@ -366,22 +474,42 @@ def restore_best(checkpoint: str | Path, out: str | Path) -> None:
 # --- the log -------------------------------------------------------------------------------
 
 
-def truncate_log(path: str | Path, step: int) -> None:
+def truncate_log(path: str | Path, step: int) -> list[int]:
     """Drop log lines past ``step``: a run that died after its last checkpoint logged steps it will redo.
 
-    A last line cut off mid-write is dropped too.
+    A line that cannot be read back (cut off mid-write, zero-filled by a
+    crash, not a JSON record) is dropped too, with a warning on stderr naming
+    the file and its line numbers, which are returned.
     """
     path = Path(path)
     if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if line.endswith("\n") and record.get("step", 0) <= step:
-            kept.append(line)
-    if len(kept) != len(lines):
-        write_text(path, "".join(kept))
+        return []
+    lines = path.read_bytes().split(b"\n")
+    tail = lines.pop()  # what follows the last newline: a line cut off mid-write, or nothing
+    kept, damaged = [], []
+    for number, raw in enumerate(lines, 1):
+        record = _log_record(raw)
+        if record is None:
+            damaged.append(number)
+        elif record.get("step", 0) <= step:
+            kept.append(raw + b"\n")
+    if tail.strip(b"\0 \t\r"):
+        damaged.append(len(lines) + 1)
+    if damaged:
+        shown = ", ".join(map(str, damaged[:10])) + (" ..." if len(damaged) > 10 else "")
+        print(f"zoo: skipped {len(damaged)} damaged line(s) of {path} (line {shown}): cut off mid-write or "
+              "not a JSON record; the run goes on without them", file=sys.stderr)
+    if len(kept) != len(lines) or tail:
+        write_text(path, b"".join(kept).decode("utf-8"))
+    return damaged
+
+
+def _log_record(raw: bytes) -> dict | None:
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    step = record.get("step", 0)
+    return record if isinstance(step, int) and not isinstance(step, bool) else None

@@ -261,10 +261,16 @@ def cache_ls(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    for r in rows:
-        click.echo(f"{r['id']}  {r['size'] / 1e6:9.1f} MB  {r['path']}")
     if not rows:
         click.echo("no zoo models cached")
+        return
+    table = [[r["id"], f"{r['size'] / 1e6:.1f} MB", (r["revision"] or "local")[:12],
+              {True: "yes", False: "no", None: "-"}[r["pinned"]], str(r["path"])] for r in rows]
+    headers = ["id", "size", "revision", "pinned", "path"]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers[:-1])]
+    for row in [headers, *table]:
+        click.echo("  ".join(f"{cell:>{w}}" if i == 1 else f"{cell:<{w}}" for i, (cell, w) in
+                             enumerate(zip(row, widths))) + "  " + row[-1])
 
 
 @cache.command("verify")
@@ -298,7 +304,12 @@ def cache_rm(name, yes):
     from .registry import get_entry
     from .weights import remove
 
+    from .weights import cached
+
     entry = get_entry(name)
+    if not any(c.id == entry.id for c in cached()):
+        click.echo(f"nothing of {entry.id} is cached: nothing to remove")
+        return
     if not yes:
         click.confirm(f"remove the cached files of {entry.id}?", abort=True)
     freed = remove(entry.id)
@@ -320,6 +331,8 @@ def _train_options(f):
         click.option("--checkpoint-every", type=int), click.option("--log-every", type=int),
         click.option("--threads", type=int, help="torch threads per process (1 is fastest on a busy machine)."),
         click.option("--no-resume", is_flag=True, help="Start over even if OUT has checkpoints."),
+        click.option("--accept-changes", is_flag=True,
+                     help="Resume even though settings differ from the checkpoint's (the new ones apply from here)."),
         click.option("--no-progress", is_flag=True),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other recipe setting."),
     ]):
@@ -338,6 +351,8 @@ def _train_config(recipe, kwargs):
             values[key] = kwargs[key]
     if kwargs.get("no_resume"):
         values["resume"] = False
+    if kwargs.get("accept_changes"):
+        values["accept_changes"] = True
     if kwargs.get("no_progress"):
         values["progress"] = False
     values.update(_parse_options(kwargs.get("sets", ())))
@@ -389,11 +404,13 @@ def _default_model(recipe_name: str) -> str:
 def eval_(name, model_ref, split, device, limit_eval, sets, as_json):
     """Evaluate a model with a recipe's metrics on one split."""
     from .loading import load_model
-    from .trainer import evaluate
+    from .trainer import check_extra, evaluate
 
     recipe = plugins.get_recipe_spec(name)
     config = _train_config(recipe, {"device": device, "limit_eval": limit_eval, "sets": sets})
-    model = load_model(model_ref or _default_model(name), device=device)
+    check_extra(recipe, config)
+    # The recipe's architecture only: another model's folder is refused before its weights are read.
+    model = load_model(model_ref or _default_model(name), device=device, architecture=recipe.model)
     metrics = evaluate(recipe, model, split=split, config=config)
     if as_json:
         click.echo(json.dumps({"recipe": name, "split": split, **metrics}, indent=2))

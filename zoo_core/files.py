@@ -8,7 +8,8 @@ failure, Ctrl-C included. Results get the permissions an ordinary ``open`` or
 0700 folders, which would leave a model saved by one user unreadable to others).
 
 Temporary names start with ``.`` and end with ``.partial``, so a reader that
-lists a folder can tell them from real content.
+lists a folder can tell them from real content, and name the machine and process
+that made them, so :func:`remove_stale` can clear what a killed writer left.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import IO
@@ -25,6 +28,57 @@ from collections.abc import Iterator
 from .errors import IntegrityError
 
 PARTIAL_SUFFIX = ".partial"
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_OWNER = re.compile(r"[.-]h([0-9a-f]{8})-p(\d+)\.")
+STALE_SUFFIXES = (PARTIAL_SUFFIX, ".removing")  # temporaries of the writers here and of weights.remove
+
+
+def owner_tag() -> str:
+    """What a temporary name says about its owner, so a later run can tell a dead writer's leftovers."""
+    return f"h{_HOST}-p{os.getpid()}."
+
+
+def remove_stale(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Remove the temporary files and folders that writers killed mid-write left in ``folder``; return them.
+
+    With ``name``, only the temporaries made for ``folder/name``.
+
+    A temporary (``.NAME.hHOST-pPID.XXXX.partial``) is stale when it was made
+    on this machine by a process that no longer runs; one without that tag was
+    made by a zoo from before the tags, so by no process running now.
+    Temporaries of live processes and of other machines (a shared filesystem)
+    are left alone.
+    """
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        if not (path.name.startswith(f".{name}." if name else ".") and path.name.endswith(STALE_SUFFIXES)):
+            continue
+        owner = _OWNER.search(path.name)
+        if owner is not None and (owner.group(1) != _HOST or _alive(int(owner.group(2)))):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it runs, as another user
+        return True
+    return True
 
 
 def current_umask() -> int:
@@ -89,7 +143,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", *, fsync: bool = True
         raise ValueError(f"atomic_file mode must be 'wb' or 'w', not {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{owner_tag()}", suffix=PARTIAL_SUFFIX, dir=path.parent)
     tmp = Path(tmp_name)
     try:
         text = mode == "w"
@@ -129,7 +183,7 @@ def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """
     src, dst = Path(src), Path(dst)
     if dst.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", suffix=PARTIAL_SUFFIX, dir=dst.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-{owner_tag()}", suffix=PARTIAL_SUFFIX, dir=dst.parent))
         os.replace(dst, old / dst.name)
         try:
             os.replace(src, dst)
@@ -149,11 +203,13 @@ def atomic_dir(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path]
 
     Write the folder's whole content inside the block. An existing ``path`` is
     replaced only once the new content is complete; if the block raises, the
-    temporary folder is removed and ``path`` is untouched.
+    temporary folder is removed and ``path`` is untouched. Temporaries of
+    earlier writes of ``path`` whose process is dead are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent))
+    remove_stale(path.parent, path.name)  # a killed earlier write of this folder left its temporary behind
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{owner_tag()}", suffix=PARTIAL_SUFFIX, dir=path.parent))
     try:
         yield tmp
         _apply_umask(tmp)

@@ -29,7 +29,7 @@ from . import distributed as dist
 from .checkpoint import TrainState, seed_everything
 from .ema import EMA
 from .errors import ZooError
-from .files import write_text
+from .files import remove_stale, write_text
 
 __all__ = ["Control", "TrainConfig", "TrainStep", "Trainer", "Update", "evaluate", "seed_everything", "train"]
 
@@ -74,9 +74,13 @@ class TrainConfig:
     grad_clip: float | None = None  # clip each update's gradient norm (over its optimizers' parameters)
     ema_decay: float | None = None  # keep an EMA of the weights; it is what gets evaluated and saved
     resume: bool = True  # continue from the newest checkpoint in ``out`` if there is one
+    accept_changes: bool = False  # resume even where these settings differ from the checkpoint's
     progress: bool = True
     install: bool = True  # train(): copy the best model into the zoo's local store
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.check()
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -86,6 +90,85 @@ class TrainConfig:
         extra = dict(values.get("extra", {}))
         extra.update({k: v for k, v in values.items() if k not in names})
         return cls(**known, extra=extra)
+
+    def check(self) -> None:
+        """Raise a ZooError naming the first setting of the wrong type or out of range."""
+        import math
+        import typing
+
+        from .model import _type_name, _type_ok
+
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "lr" and value is None:
+                continue  # a recipe whose step picks its own rates (GAN-QP's per-loss defaults)
+            if _type_ok(value, hints[f.name]) is False:
+                raise ZooError(f"training setting {f.name} must be {_type_name(hints[f.name])}, got {value!r}",
+                               where=_option(f.name), hint=_RANGE_HINTS.get(f.name, "see TrainConfig"))
+        for name, (low, strict) in _RANGES.items():
+            value = getattr(self, name)
+            if value is None or isinstance(value, bool):
+                continue
+            if (value <= low if strict else value < low) or (isinstance(value, float) and not math.isfinite(value)):
+                bound = f"greater than {low}" if strict else f"at least {low}"
+                raise ZooError(f"training setting {name} must be {bound}, got {value!r}", where=_option(name),
+                               hint=_RANGE_HINTS.get(name, "see TrainConfig"))
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ZooError(f"training setting ema_decay must be in [0, 1), got {self.ema_decay!r}",
+                           where=_option("ema_decay"), hint="use e.g. 0.999, or leave it unset")
+
+
+# setting -> (bound, strict): the value must be > bound (strict) or >= bound
+_RANGES = {"epochs": (1, False), "max_steps": (1, False), "batch_size": (1, False), "lr": (0, True),
+           "log_every": (1, False), "checkpoint_every": (1, False), "keep_checkpoints": (0, False),
+           "eval_every": (0, False), "eval_every_steps": (0, False), "max_train_seconds": (0, True),
+           "eval_every_seconds": (0, False), "eval_batch_size": (1, False), "eval_max_batches": (1, False),
+           "limit_train": (1, False), "limit_eval": (1, False), "num_workers": (0, False), "threads": (0, False),
+           "grad_clip": (0, True)}
+_RANGE_HINTS = {"batch_size": "e.g. --batch-size 64", "lr": "e.g. --lr 0.001",
+                "max_steps": "e.g. --max-steps 1000, or leave it out to train for --epochs",
+                "epochs": "e.g. --epochs 10"}
+
+
+def _option(name: str) -> str:
+    """How a user sets ``name``: its own option, or --set."""
+    own = {"out", "epochs", "max_steps", "batch_size", "lr", "seed", "device", "limit_train", "limit_eval",
+           "checkpoint_every", "log_every", "threads"}
+    return f"--{name.replace('_', '-')}" if name in own else f"--set {name}=..."
+
+
+# Settings that change how a run goes, not what it computes: a resume may change them freely.
+# The length of a run (epochs, max_steps, max_train_seconds) is among them, so a finished run can be extended.
+FREE_ON_RESUME = frozenset({"out", "device", "threads", "num_workers", "progress", "resume", "install",
+                            "log_every", "checkpoint_every", "keep_checkpoints", "epochs", "max_steps",
+                            "max_train_seconds", "eval_batch_size", "accept_changes"})
+
+
+def settings_differences(saved: dict | None, config: TrainConfig, saved_model: dict | None = None,
+                         model_config: dict | None = None) -> list[str]:
+    """What differs between a checkpoint's settings (and model config) and this run's, one line each."""
+    out = []
+    if saved is not None:
+        now = dataclasses.asdict(config)
+        then_extra, now_extra = dict(saved.get("extra") or {}), dict(now.pop("extra"))
+        saved = {k: v for k, v in saved.items() if k != "extra"}
+        for key in sorted(set(now) | set(saved)):
+            if key not in FREE_ON_RESUME and key in saved and _json(saved[key]) != _json(now.get(key)):
+                out.append(f"{key}: {saved[key]!r} in the checkpoint, {now.get(key)!r} now")
+        for key in sorted(set(then_extra) | set(now_extra)):
+            if _json(then_extra.get(key)) != _json(now_extra.get(key)):
+                out.append(f"{key}: {then_extra.get(key)!r} in the checkpoint, {now_extra.get(key)!r} now")
+    if saved_model is not None and model_config is not None:
+        for key in sorted(set(saved_model) | set(model_config)):
+            if _json(saved_model.get(key)) != _json(model_config.get(key)):
+                out.append(f"model {key}: {saved_model.get(key)!r} in the checkpoint, {model_config.get(key)!r} now")
+    return out
+
+
+def _json(value):
+    """A value as JSON would give it back (tuples as lists), to compare settings across a save."""
+    return json.loads(json.dumps(value, default=str))
 
 
 @dataclass(frozen=True)
@@ -136,9 +219,12 @@ class TrainStep:
     and ``monitor_mode`` whether higher (``"max"``) or lower is better.
     ``find_unused_parameters`` is passed to DDP (None: the core turns it on
     when the updates step different optimizers or some parameter is in none).
+    ``extra_keys`` lists the ``config.extra`` keys the step reads that its
+    recipe's defaults do not hold: any other unknown setting is an error.
     """
 
     updates: tuple[Update, ...] = (Update(),)
+    extra_keys: tuple[str, ...] = ()  # config.extra keys the step reads besides its recipe's defaults
     monitor: str = "loss"
     monitor_mode: str = "min"
     find_unused_parameters: bool | None = None
@@ -336,6 +422,19 @@ def build_dataset(recipe, config: TrainConfig):
     return get_dataset_spec(recipe.dataset).load()(seed=config.seed, **options)
 
 
+def check_extra(recipe, config: TrainConfig, step_class=None) -> None:
+    """Raise a ZooError listing the valid settings if ``config.extra`` holds a key nothing reads."""
+    recipe = _recipe_spec(recipe)
+    step_class = step_class or recipe.load_step()
+    valid = ({f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}) | set(recipe.defaults)
+    valid |= set(getattr(step_class, "extra_keys", ())) | {"dataset_options"}
+    unknown = sorted(set(config.extra) - valid)
+    if unknown:
+        raise ZooError(f"unknown setting(s) for recipe {recipe.name}: {', '.join(unknown)}",
+                       where=f"--set {unknown[0]}=...",
+                       hint=f"valid settings: {', '.join(sorted(valid))}")
+
+
 def _subset(data, limit):
     if limit is not None and limit < len(data):
         return torch.utils.data.Subset(data, range(limit))
@@ -354,6 +453,8 @@ class Trainer:
     def __init__(self, recipe, config: TrainConfig):
         self.recipe = _recipe_spec(recipe)
         self.config = config
+        self._changed: list[str] = []  # settings a resume accepted to change (accept_changes)
+        check_extra(self.recipe, config)
 
     def build_model(self):
         """A fresh model of the recipe's architecture."""
@@ -385,8 +486,11 @@ class Trainer:
     # -- setting up ---------------------------------------------------------------------
 
     def _prepare(self) -> _Run:
+        from .model import check_device
+
         cfg = self.config
         device = dist.resolve_device(cfg.device)
+        check_device(device)
         rank, world = dist.init_distributed(device)
         if cfg.batch_size % world:
             raise ZooError(f"global batch size {cfg.batch_size} does not split over {world} processes",
@@ -417,6 +521,8 @@ class Trainer:
         run.state.start_clock()
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
+            for folder in (out, out / ckpt.CHECKPOINT_DIR):  # what an earlier run killed mid-write left
+                remove_stale(folder)
             ckpt.truncate_log(out / ckpt.LOG_NAME, run.state.step)
             run.log = (out / ckpt.LOG_NAME).open("a", encoding="utf-8")
             if cfg.progress:
@@ -482,11 +588,39 @@ class Trainer:
         return any(p.requires_grad and id(p) not in stepped for p in model.parameters())
 
     def _resume(self, run: _Run) -> None:
-        found = ckpt.latest_checkpoint(run.out) if self.config.resume else None
-        if found is None:
+        """Continue from the newest checkpoint that reads back whole; damaged newer ones are set aside."""
+        import sys
+
+        found = ckpt.checkpoints(run.out) if self.config.resume else []
+        if not found:
             return
-        state, step_state = ckpt.load_checkpoint(found, model=run.model, optimizers=run.optimizers,
-                                                 schedulers=run.schedulers, ema=run.ema)
+        loaded, damaged = None, []
+        for folder in reversed(found):
+            try:
+                meta = ckpt.read_checkpoint_meta(folder)
+                self._check_settings(run, meta)
+                loaded = ckpt.read_checkpoint(meta, model=run.model, ema=run.ema)
+                break
+            except ckpt.DamagedCheckpoint as exc:
+                damaged.append((folder, exc))
+        dist.barrier()  # every process has read before rank 0 moves anything
+        if run.rank == 0:
+            for folder, exc in damaged:
+                aside = ckpt.set_aside(folder)
+                then = f"resuming from {loaded.folder.name}" if loaded else "no checkpoint is left to resume from"
+                print(f"zoo: checkpoint {folder.name} is damaged ({exc.what}; {exc.where}); {then}. "
+                      f"It was moved to {aside}: delete it once you have looked.", file=sys.stderr)
+        if loaded is None:
+            raise ZooError(f"every checkpoint under {run.out / ckpt.CHECKPOINT_DIR} is damaged",
+                           where=str(damaged[0][1].where), hint="start over with --no-resume (the damaged "
+                           "checkpoints were renamed *.damaged)")
+        fresh = {name: [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+                 for name, opt in run.optimizers.items()}
+        state, step_state = ckpt.apply_checkpoint(loaded, model=run.model, optimizers=run.optimizers,
+                                                  schedulers=run.schedulers, ema=run.ema)
+        if self._changed:
+            _take_hyperparameters(run, fresh)
+        found = loaded.folder
         run.step.load_state_dict(step_state)
         updates = len(run.step.updates)
         if state.batches_per_epoch is None:  # a checkpoint from before TrainState: one batch per step
@@ -502,6 +636,27 @@ class Trainer:
         if run.rank == 0:
             ckpt.restore_best(found, run.out)
         dist.barrier()
+
+    def _check_settings(self, run: _Run, meta) -> None:
+        """A resume with other settings than the checkpoint's is an error listing them (unless accepted)."""
+        import sys
+
+        model_config = {k: v for k, v in run.model.config_dict().items() if k != "architecture"} \
+            if hasattr(run.model, "config_dict") else None
+        changes = settings_differences(meta.settings, self.config, meta.model_config, model_config)
+        model_changes = [c for c in changes if c.startswith("model ")]
+        if model_changes:
+            raise ZooError(f"{meta.folder} was written by another model: " + "; ".join(model_changes),
+                           where=str(meta.folder), hint="resume with the model settings that wrote it "
+                           "(--model-set), or start over with --no-resume")
+        if changes and not self.config.accept_changes:
+            raise ZooError(f"the run in {run.out} was started with other settings than these:\n    "
+                           + "\n    ".join(changes), where=str(meta.folder),
+                           hint="resume with the settings that wrote it, pass --accept-changes to go on with "
+                                "the new ones from here, or start over with --no-resume")
+        if changes and run.rank == 0:
+            print("zoo: resuming with changed settings (--accept-changes): " + "; ".join(changes), file=sys.stderr)
+        self._changed = changes
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -662,8 +817,24 @@ class Trainer:
             run.state.tick()
             ckpt.save_checkpoint(run.out, model=run.model, optimizers=run.optimizers, schedulers=run.schedulers,
                                  state=run.state, ema=run.ema, step_state=run.step.state_dict(),
-                                 keep=self.config.keep_checkpoints)
+                                 keep=self.config.keep_checkpoints, settings=_json(dataclasses.asdict(self.config)))
         dist.barrier()
+
+
+def _take_hyperparameters(run: _Run, fresh: dict) -> None:
+    """After an accepted change of settings: the optimizers keep their state but take the new settings'
+    hyper-parameters (``fresh``: each optimizer's param groups as ``configure_optimizers`` made them now).
+
+    A learning rate a scheduler has moved keeps its place on the schedule: the new base rate times the
+    factor the schedule had reached.
+    """
+    for name, opt in run.optimizers.items():
+        for group, new in zip(opt.param_groups, fresh.get(name, [])):
+            factor = group["lr"] / group["initial_lr"] if group.get("initial_lr") else 1.0
+            group.update(new)
+            group["lr"] = new.get("initial_lr", new["lr"]) * factor
+    for sched in run.schedulers.values():
+        sched.base_lrs = [g.get("initial_lr", g["lr"]) for g in sched.optimizer.param_groups]
 
 
 def _set_lr(run: _Run, lr: float, name: str | None) -> None:

@@ -145,15 +145,22 @@ def cached() -> list[CachedCopy]:
     from . import hub
 
     entries = catalogue()
-    by_repo = {e.hub.repo_id: e for e in entries.values() if e.hub}
+    by_repo: dict[str, list[Entry]] = {}
+    for e in sorted(entries.values(), key=lambda e: e.id):
+        if e.hub:
+            by_repo.setdefault(e.hub.repo_id, []).append(e)
     out = []
     for item in hub.cached_models():
-        entry = by_repo.get(item.repo_id)
-        if entry is None:
+        sharing = by_repo.get(item.repo_id)
+        if not sharing:
             continue  # someone else's model in the shared Hugging Face cache
         for rev in item.revisions:
-            out.append(CachedCopy(entry.id, Path(rev.snapshot_path), rev.size_on_disk, item.repo_id, rev.commit,
-                                  rev.verified, rev.commit == entry.hub.revision))
+            # Several entries may pin one repo (at one commit or at several): a snapshot belongs to the
+            # entries that pin its commit; one no entry pins is shown under all of them, unpinned.
+            pinned = [e for e in sharing if e.hub.revision == rev.commit]
+            for ids, is_pinned in ([(e.id, True) for e in pinned] or [(", ".join(e.id for e in sharing), False)]):
+                out.append(CachedCopy(ids, Path(rev.snapshot_path), rev.size_on_disk, item.repo_id, rev.commit,
+                                      rev.verified, is_pinned))
     for entry in entries.values():
         if has_local_model(entry.id):
             folder = local_model_dir(entry.id)

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo_core import TrainStep, Update, ZooError, model_card, shard_draw
+from zoo_images.metrics import GeneratorScore
 
 LOSSES = ("qp-l1", "qp-l2", "wgan-gp", "sgan")
 
@@ -124,6 +125,8 @@ class GANQPStep(TrainStep):
 
     monitor = "fid"
     monitor_mode = "min"
+    extra_keys = ("loss", "n_critic", "qp_lambda", "gp_lambda", "critic_norm", "channels_last", "compile",
+                  "adam_betas", "adam_eps", "grid_seed", "grid_samples", *GeneratorScore.KEYS)
 
     def __init__(self, model, config):
         super().__init__(model, config)
@@ -141,8 +144,6 @@ class GANQPStep(TrainStep):
         self.qp_lambda = float(extra.get("qp_lambda", 10.0))
         self.gp_lambda = float(extra.get("gp_lambda", 10.0))
         self.critic_norm = extra.get("critic_norm") or self.settings.critic_norm
-        from zoo_images.metrics import GeneratorScore
-
         self.score = GeneratorScore(extra, channels=model.config.channels, batch_size=config.eval_batch_size)
         self.channels_last = bool(extra.get("channels_last", False))
         self.compile = bool(extra.get("compile", False))

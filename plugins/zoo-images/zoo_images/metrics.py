@@ -456,6 +456,10 @@ class GeneratorScore:
     are made on first use (and cached on disk by :func:`real_statistics`).
     """
 
+    #: the ``config.extra`` keys it reads (for a step's ``extra_keys``)
+    KEYS = ("feature_net", "inception_weights", "fid_dataset", "fid_split", "fid_options", "fid_limit",
+            "eval_samples", "eval_seed", "kid_subsets")
+
     def __init__(self, extra: dict, *, channels: int, batch_size: int = 500):
         self.extra = extra
         self.feature_net = str(extra.get("feature_net", "lenet"))

@@ -33,6 +33,7 @@ class LeNetStep(TrainStep):
 
     monitor = "accuracy"
     monitor_mode = "max"
+    extra_keys = ("shift", "lr_halflife_steps")
 
     def configure_optimizers(self):
         return {"adam": torch.optim.Adam(self.model.parameters(), lr=self.config.lr)}

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 from zoo_core import TrainStep, Update, ZooError, model_card, shard_draw
+from zoo_images.metrics import GeneratorScore
 
 DIGIT_DATASETS = ("mnist",)  # labelled like the LeNet's classes (digits): recon_acc is meaningful only there
 
@@ -82,11 +83,11 @@ class OGANStep(TrainStep):
     updates = (Update("training_step", ("rmsprop",)),)
     monitor = "fid"
     monitor_mode = "min"
+    extra_keys = ("rho_weight", "qp_weight", "rmsprop_alpha", "rmsprop_eps", "corr_samples", "recon_samples",
+                  "recon_pairs", "grid_seed", "grid_samples", *GeneratorScore.KEYS)
 
     def __init__(self, model, config):
         super().__init__(model, config)
-        from zoo_images.metrics import GeneratorScore
-
         extra = config.extra
         self.rho_weight = float(extra.get("rho_weight", 0.5))
         self.qp_weight = float(extra.get("qp_weight", 0.25))
