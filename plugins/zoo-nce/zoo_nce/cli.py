@@ -1,0 +1,49 @@
+"""zoo-nce's commands: ``zoo export word2vec MODEL OUT`` and ``zoo similar MODEL WORD``."""
+
+from __future__ import annotations
+
+import click
+
+from zoo_core import ZooError
+
+
+def _load_word2vec(model_ref: str):
+    from zoo_core import load_model
+
+    model = load_model(model_ref)
+    if getattr(model, "architecture", None) != "word2vec":
+        raise ZooError(f"{model_ref} is a {model.architecture} model, not word2vec",
+                       hint="pass a folder written by `zoo train sgns-peoples-daily` (OUT/model)")
+    return model
+
+
+def attach(cli: click.Group) -> None:
+    """Add this plugin's commands to the zoo's command group."""
+    export = cli.commands.get("export")
+    if export is None:
+        @cli.group("export")
+        def export():
+            """Write a model in another tool's format."""
+    if "word2vec" not in export.commands:
+        @export.command("word2vec")
+        @click.argument("model_ref", metavar="MODEL")
+        @click.argument("out", type=click.Path(dir_okay=False))
+        @click.option("--binary", is_flag=True, help="The binary word2vec format (default: text).")
+        def export_word2vec(model_ref, out, binary):
+            """Write MODEL's word vectors in the word2vec format (gensim's load_word2vec_format reads it)."""
+            import zoo_text
+
+            model = _load_word2vec(model_ref)
+            zoo_text.write_word2vec(out, model.config.words, model.input.detach().float(), binary=binary)
+            click.echo(f"wrote {len(model.config.words)} vectors of dim {model.config.dim} to {out}")
+
+    if "similar" not in cli.commands:
+        @cli.command("similar")
+        @click.argument("model_ref", metavar="MODEL")
+        @click.argument("word")
+        @click.option("-n", "--topn", default=10, show_default=True)
+        def similar(model_ref, word, topn):
+            """Print the nearest neighbours of WORD by cosine similarity."""
+            model = _load_word2vec(model_ref)
+            for other, sim in model.most_similar(word, topn):
+                click.echo(f"{sim:.4f}\t{other}")

@@ -1,0 +1,209 @@
+"""Training steps: word2vec SGNS (manual sparse updates, gensim's hyper-parameters) and question → tag NCE.
+
+word2vec follows gensim's meaning of every knob:
+
+- ``min_count``: words rarer than this are dropped from the corpus before anything else (data.py);
+- ``sample``: a word of corpus frequency f is kept with probability
+  (√(f / (sample·N)) + 1) · (sample·N) / f, capped at 1 (N: in-vocabulary tokens), redrawn each epoch;
+- ``window``: each centre word draws b uniform in [0, window) and uses the
+  reduced window window − b on both sides, within its sentence, after subsampling;
+- ``negative`` noise words per (context, centre) pair, from count^``ns_exponent``;
+- the learning rate decays linearly from ``lr`` (alpha, 0.025) to ``min_lr``
+  (min_alpha, 0.0001) over the run.
+
+The pair (context i, centre j) trains input vector u_i against output vectors
+v_j (label 1) and v_n (label 0), the SGNS loss of ``zoo_nce.losses``. Rather
+than autograd, one step applies the SGD update gensim applies per pair,
+for a whole batch at once (``sgns_update``): gradients of the loss w.r.t. the
+few rows it touches, added with ``index_add_``. Two things differ from
+gensim's one-pair-at-a-time loop, both to make a batch of thousands of pairs
+one vectorised update:
+
+- noise words are shared by the batch: ``shared_negatives`` = K words drawn
+  once per step score against every pair, each with weight negative / K, so
+  the expected gradient is gensim's (k noise words per pair);
+- a row that receives more than ``damping`` contributions in one batch (a very
+  frequent word, every shared noise word) gets ``damping`` / n of their sum:
+  gensim applies those contributions one after another and each sees the
+  previous one's effect, while a batch would add them all at the same stale
+  point and diverge.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from zoo_core import TrainStep, ZooError
+
+from .data import corpus_options, load_corpus
+from .sampler import unigram_sampler
+
+SGNS_DEFAULTS = {"window": 5, "negative": 5, "ns_exponent": 0.75, "sample": 1e-3, "min_lr": 1e-4,
+                 "shared_negatives": 64, "damping": 16.0}
+
+
+def keep_probabilities(counts: torch.Tensor, sample: float) -> torch.Tensor:
+    """gensim's subsampling: P(keep w) = (√(c_w / t) + 1) · t / c_w with t = sample · Σ c, capped at 1 (V,)."""
+    counts = counts.double()
+    if sample <= 0:
+        return torch.ones_like(counts, dtype=torch.float32)
+    t = sample * counts.sum()
+    return (((counts / t).sqrt() + 1) * t / counts).clamp(max=1.0).float()
+
+
+def skipgram_pairs(ids: torch.Tensor, sentence: torch.Tensor, window: int,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """All (context, centre) pairs of a token sequence with gensim's reduced window.
+
+    ``ids`` (N,) and ``sentence`` (N,) give the (already subsampled) tokens in
+    order; centre j draws b_j uniform in [0, window) and pairs with every token
+    of its sentence at distance ≤ window − b_j. Returns ``context`` (P,) and
+    ``centre`` (P,) word ids.
+    """
+    n = ids.numel()
+    reach = window - torch.randint(0, window, (n,), generator=generator, device=ids.device)  # (N,) in [1, window]
+    contexts, centres = [], []
+    for o in range(1, min(window, n - 1) + 1):
+        same = sentence[o:] == sentence[:-o]  # token t and t + o share a sentence, (N − o,)
+        right = same & (reach[:-o] >= o)  # centre t, context t + o
+        left = same & (reach[o:] >= o)  # centre t + o, context t
+        contexts += [ids[o:][right], ids[:-o][left]]
+        centres += [ids[:-o][right], ids[o:][left]]
+    if not contexts:
+        empty = ids.new_zeros(0)
+        return empty, empty
+    return torch.cat(contexts), torch.cat(centres)
+
+
+@torch.no_grad()
+def sgns_update(u: torch.Tensor, v: torch.Tensor, context: torch.Tensor, centre: torch.Tensor,
+                noise: torch.Tensor, *, alpha: float, negative: int, damping: float | None) -> torch.Tensor:
+    """One SGD step of SGNS on P pairs with K shared noise words, in place; returns the mean loss (before).
+
+    ``u`` (V, d) input vectors, ``v`` (V, d) output vectors, ``context`` and
+    ``centre`` (P,), ``noise`` (K,). Each noise word weighs negative / K, so
+    the step's expected gradient is that of ``negative`` noise words per pair.
+    Gradients (g = label − σ(f), times alpha, as gensim):
+    u_i += g⁺ v_j + Σ_n g_n v_n;  v_j += g⁺ u_i;  v_n += Σ_pairs g_n u_i.
+    """
+    P, K = context.numel(), noise.numel()
+    l1 = u.index_select(0, context)  # u_i, (P, d)
+    v_pos = v.index_select(0, centre)  # v_j, (P, d)
+    v_neg = v.index_select(0, noise)  # v_n, (K, d)
+    f_pos = (l1 * v_pos).sum(1)  # (P,)
+    f_neg = l1 @ v_neg.T  # (P, K)
+    weight = negative / K
+    hits = noise.unsqueeze(0) == centre.unsqueeze(1)  # gensim skips a noise draw equal to the centre word
+    loss = -F.logsigmoid(f_pos) - weight * F.logsigmoid(-f_neg).masked_fill(hits, 0.0).sum(1)  # (P,)
+    g_pos = (1.0 - torch.sigmoid(f_pos)) * alpha  # (P,)
+    g_neg = torch.sigmoid(f_neg).mul_(-alpha * weight).masked_fill_(hits, 0.0)  # (P, K)
+    if damping:
+        V = u.shape[0]
+        n_out = torch.bincount(centre, minlength=V).to(u.dtype)  # contributions each output row gets
+        n_out.index_add_(0, noise, torch.full((K,), P * weight, dtype=u.dtype, device=u.device))
+        n_in = torch.bincount(context, minlength=V).to(u.dtype)
+        s_out = (damping / n_out.clamp(min=1.0)).clamp(max=1.0)  # (V,)
+        s_in = (damping / n_in.clamp(min=1.0)).clamp(max=1.0)
+        grad_u = (g_pos.unsqueeze(1) * v_pos + g_neg @ v_neg) * s_in[context].unsqueeze(1)  # (P, d)
+        v.index_add_(0, centre, (g_pos * s_out[centre]).unsqueeze(1) * l1)
+        v.index_add_(0, noise, (g_neg.T @ l1) * s_out[noise].unsqueeze(1))
+    else:
+        grad_u = g_pos.unsqueeze(1) * v_pos + g_neg @ v_neg
+        v.index_add_(0, centre, g_pos.unsqueeze(1) * l1)
+        v.index_add_(0, noise, g_neg.T @ l1)
+    u.index_add_(0, context, grad_u)
+    return loss.mean() if P else loss.new_zeros(())
+
+
+class SGNSStep(TrainStep):
+    """word2vec skip-gram with negative sampling, gensim's hyper-parameters (module docstring).
+
+    Settings (``--set KEY=VALUE``): window, negative, ns_exponent, sample,
+    min_lr, shared_negatives, damping; ``lr`` is gensim's alpha. The corpus
+    and min_count are the dataset's options (``--set
+    dataset_options='{"corpus": "text.txt", "min_count": 5}'``). No optimizer:
+    the step updates the two embedding tables itself.
+    """
+
+    monitor, monitor_mode = "loss", "min"
+    extra_keys = tuple(SGNS_DEFAULTS)
+
+    def __init__(self, model, config):
+        super().__init__(model, config)
+        extra = config.extra
+        unknown = set(extra) - set(SGNS_DEFAULTS) - {"dataset_options"}
+        if unknown:
+            raise ZooError(f"unknown sgns setting(s): {', '.join(sorted(unknown))}",
+                           hint=f"settings: {', '.join(SGNS_DEFAULTS)}")
+        self.settings = {**SGNS_DEFAULTS, **{k: v for k, v in extra.items() if k in SGNS_DEFAULTS}}
+        self.corpus = load_corpus(**corpus_options(extra.get("dataset_options")))
+        if model.config.words != self.corpus.words:  # a fresh model: size it for this corpus
+            model.set_vocabulary(self.corpus.words, self.corpus.counts.tolist())
+        device = model.input.device
+        self.sampler = unigram_sampler(self.corpus.counts, self.settings["ns_exponent"], device=device)
+        self.keep = keep_probabilities(self.corpus.counts, float(self.settings["sample"])).to(device)
+        blocks = len(self.corpus.block_starts)
+        if config.limit_train is not None:
+            blocks = min(blocks, config.limit_train)
+        per_epoch = max(1, blocks // config.batch_size)
+        self.total_steps = config.max_steps if config.max_steps is not None else config.epochs * per_epoch
+        self.steps_done = 0
+        self.pairs_done = 0
+
+    def configure_optimizers(self):
+        return {}
+
+    def alpha(self) -> float:
+        """gensim's linear decay from lr to min_lr over the run."""
+        lr, low = float(self.config.lr), float(self.settings["min_lr"])
+        return lr - (lr - low) * min(1.0, self.steps_done / max(1, self.total_steps))
+
+    def training_step(self, model, batch):
+        ids, sentence = batch  # (B, L) each, −1 pads
+        s = self.settings
+        B, L = ids.shape
+        sentence = sentence + L * torch.arange(B, device=ids.device).unsqueeze(1)  # never pair across blocks
+        ids, sentence = ids.flatten(), sentence.flatten()
+        real = ids >= 0
+        keep = real & (torch.rand(ids.shape, device=ids.device) < self.keep[ids.clamp(min=0)])
+        context, centre = skipgram_pairs(ids[keep], sentence[keep], int(s["window"]))
+        noise = self.sampler.sample(int(s["shared_negatives"]))
+        loss = sgns_update(model.input, model.output, context, centre, noise, alpha=self.alpha(),
+                           negative=int(s["negative"]), damping=float(s["damping"]) or None)
+        self.steps_done += 1
+        self.pairs_done += context.numel()
+        # the Trainer backpropagates "loss": a detached value on a fresh leaf (the update is already done)
+        return {"loss": torch.zeros((), device=ids.device, requires_grad=True) + loss,
+                "alpha": self.alpha(), "pairs": float(context.numel())}
+
+    @torch.no_grad()
+    def evaluate(self, model, loader):
+        """Mean SGNS loss over the validation blocks (no subsampling, full window, fixed noise)."""
+        gen = torch.Generator().manual_seed(0)
+        s = self.settings
+        total, n = 0.0, 0
+        for ids, sentence in loader:
+            B, L = ids.shape
+            sentence = (sentence + L * torch.arange(B, device=ids.device).unsqueeze(1)).flatten()
+            ids = ids.flatten()
+            keep = ids >= 0
+            context, centre = skipgram_pairs(ids[keep].cpu(), sentence[keep].cpu(), int(s["window"]), gen)
+            if context.numel() == 0:
+                continue
+            noise = self.sampler.sample(context.numel(), int(s["negative"]), generator=gen)
+            context, centre, noise = context.to(ids.device), centre.to(ids.device), noise.to(ids.device)
+            u, v = model.input[context], model.output
+            f_pos = (u * v[centre]).sum(1)
+            f_neg = torch.einsum("pd,pkd->pk", u, v[noise])
+            loss = -F.logsigmoid(f_pos) - F.logsigmoid(-f_neg).sum(1)
+            total += float(loss.sum())
+            n += context.numel()
+        return {"loss": total / max(1, n)}
+
+    def state_dict(self):
+        return {"steps_done": self.steps_done, "pairs_done": self.pairs_done}
+
+    def load_state_dict(self, state):
+        self.steps_done = int(state.get("steps_done", 0))
+        self.pairs_done = int(state.get("pairs_done", 0))
