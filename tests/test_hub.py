@@ -98,9 +98,10 @@ def test_pin_with_a_wrong_hash(local_hub):
         dataclasses.replace(f, sha256="0" * 64) if f.path == "config.json" else f for f in good.files))
     with pytest.raises(IntegrityError, match="config.json"):
         hub.pull(wrong, progress=False)
-    assert hub.local_state(wrong) == "absent"
-    assert hub.local_state(good) == "absent"
+    assert hub.local_state(wrong) == "pulled"  # present, never verified against the wrong pin; kept
+    local_hub.clear_requests()
     assert _content(hub.pull(good, progress=False)) == FILES
+    assert local_hub.downloads() == []
 
 
 def test_wrong_size_in_pin_is_an_integrity_error(local_hub):
@@ -369,3 +370,37 @@ def test_progress_bars_on(local_hub, monkeypatch, capsys):
 
     if not are_progress_bars_disabled():  # the client's own switch, read when it was imported
         assert "model.safetensors" in err
+
+
+@pytest.mark.parametrize("path", ["model.safetensors", "config.json"])  # an LFS file and a plain git blob
+def test_a_wrong_pin_is_named_and_deletes_nothing_another_pin_verifies(local_hub, tmp_path, path):
+    local_hub.publish("org/tiny", FILES)
+    good = local_hub.pin("org/tiny")
+    wrong = dataclasses.replace(good, files=tuple(
+        dataclasses.replace(f, sha256="0" * 64) if f.path == path else f for f in good.files))
+
+    hub.pull(good, progress=False)
+    local_hub.clear_requests()
+    with pytest.raises(IntegrityError, match="is wrong for " + path) as err:
+        hub.pull(wrong, progress=False)
+    assert "nothing was deleted" in str(err.value) and "exactly what the Hub serves" in str(err.value)
+    assert local_hub.downloads() == []  # a download would not have helped
+    assert hub.local_state(good) == "verified"
+
+    fresh = tmp_path / "fresh-cache"  # the wrong pin first, on an empty cache
+    with pytest.raises(IntegrityError, match="is wrong for " + path):
+        hub.pull(wrong, cache_dir=fresh, progress=False)
+    local_hub.clear_requests()
+    snap = hub.pull(good, cache_dir=fresh, progress=False)
+    assert local_hub.downloads() == [] and _content(snap) == FILES
+
+
+def test_bytes_damaged_in_the_cache_are_still_removed_and_fetched_again(local_hub):
+    local_hub.publish("org/tiny", FILES)
+    pin = local_hub.pin("org/tiny")
+    snap = hub.pull(pin, progress=False)
+    blob = (snap / "model.safetensors").resolve()
+    blob.write_bytes(b"\0" * len(WEIGHTS))  # same size, not what its name (the Hub's hash) says
+    local_hub.clear_requests()
+    assert _content(hub.pull(pin, progress=False)) == FILES
+    assert len(local_hub.downloads("model.safetensors")) == 1

@@ -32,7 +32,7 @@ from .download import download, translate
 from .env import etag_timeout, hub_cache_dir, hub_endpoint, is_offline, sync_client
 from .env import token as env_token
 from .exceptions import HubConnectionError, OfflineCacheMissError
-from .verify import Expect, integrity_error, verify
+from .verify import Expect, integrity_error, pin_error, verify
 
 logger = logging.getLogger(__package__)  # "zoo_core.hub", as before the split
 
@@ -47,7 +47,11 @@ def _pull_files(repo: RepoCache, commit: str, expects: Sequence[Expect], *, endp
     endpoint_s = hub_endpoint(endpoint)
 
     # 1. what is already in the cache (no network): verify, evict what a local change broke
-    bad, missing = verify(expects, repo=repo, commit=commit, marker=marker, progress=progress)
+    bad, missing, served = verify(expects, repo=repo, commit=commit, marker=marker, progress=progress)
+    if served and extra_marker is None:  # good bytes, wrong pin: a download would not help, deleting would
+        marker.stamp(repo, commit, extra_marker).save()  # hurt the other pins that vouch for the file
+        raise pin_error(repo.repo_id, commit, endpoint_s, served)
+    bad += served  # against the Hub's own listing (pull_repo) there is no wrong pin: the bytes are bad
     for e, why in bad:
         logger.warning("cached %s of %s@%s is corrupt (%s): removed, downloading it again",
                        e.path, repo.repo_id, commit[:12], why)
@@ -67,11 +71,15 @@ def _pull_files(repo: RepoCache, commit: str, expects: Sequence[Expect], *, endp
         download(repo, commit, [e.path for e in missing], endpoint=endpoint_s, token=env_token(token),
                  progress=progress)
         # 2. verify what was downloaded
-        bad, still_missing = verify(missing, repo=repo, commit=commit, marker=marker, progress=progress)
+        bad, still_missing, served = verify(missing, repo=repo, commit=commit, marker=marker, progress=progress)
+        if extra_marker is not None:
+            bad, served = bad + served, []
         for e, _ in bad:
             repo.evict(commit, e.path)
             marker.forget(e.path)
         marker.stamp(repo, commit, extra_marker).save()
+        if served:
+            raise pin_error(repo.repo_id, commit, endpoint_s, served)
         if bad:
             raise integrity_error(repo.repo_id, commit, endpoint_s, bad,
                                   "the pin" if extra_marker is None else "the hashes the Hub lists")

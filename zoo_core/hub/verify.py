@@ -68,35 +68,56 @@ def hash_bar(total: int, progress: bool, desc: str):
 
 
 def verify(expects: Sequence[Expect], *, repo: RepoCache, commit: str, marker: Marker,
-           progress: bool) -> tuple[list[tuple[Expect, str]], list[Expect]]:
+           progress: bool) -> tuple[list[tuple[Expect, str]], list[Expect], list[tuple[Expect, str]]]:
     """Check present files against expectations; record good ones in ``marker`` (not saved here).
 
-    Returns (bad: [(expect, reason)], missing: [expect]). Files the marker already vouches for are not re-hashed.
+    Returns ``(bad, missing, served)``. ``bad``: ``[(expect, reason)]``, files whose bytes are damaged.
+    ``served``: files whose bytes are exactly what the Hub said they are (the cache names each blob by
+    the Hub's own hash, its ETag: the LFS sha256, or the git blob sha1) but not what was expected, so the
+    expectation (a registry pin) is what is wrong, and the file must not be deleted: another pin may
+    vouch for it. Files the marker already vouches for are not re-hashed.
     """
-    bad, missing, todo = [], [], []
+    bad, missing, served, todo = [], [], [], []
     for e in expects:
         st = repo.stat(commit, e.path)
         if st is None:
             missing.append(e)
         elif marker.recorded(e.path, st, sha256=e.sha256, size=e.size, git_sha1=e.git_sha1):
             continue
-        elif st[1] != e.size:
-            bad.append((e, f"size {st[1]} != expected {e.size}"))
         else:
             todo.append((e, st))
     bar = hash_bar(sum(st[1] for _, st in todo), progress, f"verifying {repo.repo_id}")
     try:
         for e, st in todo:
-            sha256, git_sha1, _ = hash_file(st[0], git_sha1=e.git_sha1 is not None, bar=bar)
+            blob = os.path.basename(st[0])
+            sha256, git_sha1, _ = hash_file(st[0], git_sha1=e.git_sha1 is not None or len(blob) == 40, bar=bar)
             if e.sha256 is not None and sha256 != e.sha256:
-                bad.append((e, f"sha256 {sha256} != expected {e.sha256}"))
+                why = f"sha256 {sha256} != expected {e.sha256}"
             elif e.git_sha1 is not None and git_sha1 != e.git_sha1:
-                bad.append((e, f"git blob sha1 {git_sha1} != expected {e.git_sha1}"))
+                why = f"git blob sha1 {git_sha1} != expected {e.git_sha1}"
+            elif st[1] != e.size:
+                why = f"size {st[1]} != expected {e.size}"
             else:
                 marker.record(e.path, st, sha256, git_sha1)
+                continue
+            (served if blob in (sha256, git_sha1) else bad).append((e, why))
     finally:
         bar.close()
-    return bad, missing
+    return bad, missing, served
+
+
+def pin_error(repo_id: str, commit: str, endpoint: str, served: list[tuple[Expect, str]]) -> IntegrityError:
+    """The error for files that are what the Hub serves but not what the pin says: the pin is wrong."""
+    names = ", ".join(e.path for e, _ in served)
+    details = "; ".join(f"{e.path}: {why}" for e, why in served)
+    return IntegrityError(
+        f"the pin of {repo_id}@{commit[:12]} is wrong for {names}: the file is exactly what the Hub serves "
+        f"(its content matches the Hub's own hash) but not what the registry pins ({details}); "
+        "nothing was deleted",
+        where=f"{endpoint}/{repo_id}/tree/{commit}",
+        hint="fix the sha256/size in the registry entry (`zoo push` prints a correct pin for a folder); "
+             "if the pin is right, the repo changed: pin the commit you meant",
+    )
 
 
 def integrity_error(repo_id: str, commit: str, endpoint: str, bad: list[tuple[Expect, str]],
