@@ -47,3 +47,33 @@ def attach(cli: click.Group) -> None:
             model = _load_word2vec(model_ref)
             for other, sim in model.most_similar(word, topn):
                 click.echo(f"{sim:.4f}\t{other}")
+
+    if "nce" not in cli.commands:
+        @cli.group("nce")
+        def nce():
+            """zoo-nce's data tools."""
+
+        @nce.command("synthetic-zhidao")
+        @click.argument("out", type=click.Path(dir_okay=False))
+        @click.option("-n", "--records", default=100_000, show_default=True)
+        @click.option("--tags", default=10_000, show_default=True, help="Tag vocabulary size (up to millions).")
+        @click.option("--zipf", default=1.1, show_default=True, help="Exponent of the tags' Zipf law.")
+        @click.option("--seed", default=0, show_default=True)
+        def synthetic_zhidao(out, records, tags, zipf, seed):
+            """Write synthetic Zhidao data: a JSON list (.json), JSON Lines (.jsonl), either gzipped (.gz)."""
+            from .zhidao import write_synthetic
+
+            write_synthetic(out, records, tags, seed=seed, zipf=zipf)
+            click.echo(f"wrote {records} records over {tags} tags to {out}")
+
+        @nce.command("scan-zhidao")
+        @click.argument("path", type=click.Path(dir_okay=False))
+        def scan_zhidao(path):
+            """Stream a Zhidao file once: records, splits, vocabulary sizes and malformed records."""
+            from .zhidao import scan
+
+            s = scan(path)
+            click.echo(f"{s.records} records ({', '.join(f'{k} {v}' for k, v in sorted(s.splits.items()))}); "
+                       f"{len(s.tags)} tags and {len(s.chars)} characters in the training split")
+            if s.malformed.count:
+                click.echo(s.malformed.report())

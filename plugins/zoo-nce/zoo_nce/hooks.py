@@ -16,6 +16,17 @@ SGNS_DEFAULTS = {
     "log_every": 200,
 }
 
+# question → tags: NCE with 20 noise tags from count^0.75, SparseAdam on the tables, Adam on the rest
+ZHIDAO_DEFAULTS = {
+    "epochs": 3,
+    "batch_size": 256,
+    "lr": 3e-3,
+    "eval_batch_size": 256,
+    "eval_every": 1,
+    "checkpoint_every": 1000,
+    "log_every": 100,
+}
+
 
 @hookimpl
 def register_models(register):
@@ -23,6 +34,10 @@ def register_models(register):
         name="word2vec", target="zoo_nce.model:Word2Vec", task="word-embedding",
         summary="word2vec skip-gram word vectors (input u and SGNS output v tables)",
         tiny_config={"dim": 8, "words": ["中国", "人民", "北京", "上海"], "counts": [9, 7, 5, 5]}))
+    register(ModelSpec(
+        name="zhidao-tags", target="zoo_nce.model:TagModel", task="text-classification",
+        summary="question -> tag scorer <f(q), e_t> + b_t over a huge tag set, trained with NCE",
+        tiny_config={"dim": 8, "chars": ["问", "题"], "tags": ["电脑", "游戏", "数学"], "tag_counts": [5, 3, 1]}))
 
 
 @hookimpl
@@ -31,6 +46,9 @@ def register_datasets(register):
         name="text-corpus", target="zoo_nce.data:TextCorpusDataset",
         summary="a tokenised corpus (People's Daily 1998-01 by default, or a text file) as blocks of word ids",
         splits=("train", "validation")))
+    register(DatasetSpec(
+        name="zhidao", target="zoo_nce.zhidao:ZhidaoDataset",
+        summary="Baidu Zhidao {url, question, tags} (JSON list / JSON Lines, .gz/.zip), streamed, split by URL hash"))
 
 
 @hookimpl
@@ -39,11 +57,15 @@ def register_recipes(register):
         name="sgns-peoples-daily", model="word2vec", dataset="text-corpus", step="zoo_nce.train:SGNSStep",
         summary="word2vec SGNS on People's Daily 1998-01 with gensim's settings (dim 100, window 5, negative 5)",
         defaults=dict(SGNS_DEFAULTS)))
+    register(RecipeSpec(
+        name="zhidao-tags", model="zhidao-tags", dataset="zhidao", step="zoo_nce.train:TagStep",
+        summary="question -> tags on Baidu Zhidao, NCE over the tag set, exact-softmax precision@1 / recall@5",
+        defaults=dict(ZHIDAO_DEFAULTS)))
 
 
 @hookimpl
 def register_commands(cli):
-    """``zoo export word2vec`` and ``zoo similar`` (zoo_nce/cli.py)."""
+    """``zoo export word2vec``, ``zoo similar`` and ``zoo nce synthetic-zhidao`` (zoo_nce/cli.py)."""
     from .cli import attach
 
     attach(cli)

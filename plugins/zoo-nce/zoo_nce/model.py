@@ -103,3 +103,77 @@ class Word2Vec(ZooModel):
         sims[i] = -2.0
         top = torch.topk(sims, min(topn, len(sims) - 1))
         return [(self.config.words[j], float(s)) for s, j in zip(top.values.tolist(), top.indices.tolist())]
+
+
+@dataclass
+class TagModelConfig:
+    """``chars`` and ``tags`` (with their training counts, for the noise distribution) come from the data."""
+
+    dim: int = 128
+    chars: list[str] = field(default_factory=list)  # token ids 1..len(chars); 0 pads
+    tags: list[str] = field(default_factory=list)
+    tag_counts: list[int] = field(default_factory=list)
+    learn_log_z: bool = False  # NCE's γ as a parameter (else fixed at 0: self-normalised scores)
+
+
+class TagModel(ZooModel):
+    """Question → tag scores G(q, t) = ⟨f(q), e_t⟩ + b_t, equation (1); f(q) = tanh(W · mean_c E_c + c).
+
+    The three tables (E: characters, e: tags, b: tag biases) give sparse
+    gradients: a step touches the rows of its batch and its noise tags only.
+    """
+
+    config_class = TagModelConfig
+    architecture = "zhidao-tags"
+
+    def __init__(self, config):
+        super().__init__(config)
+        c = self.config
+        self.proj = nn.Linear(c.dim, c.dim)  # W, c
+        self.log_z = nn.Parameter(torch.zeros(())) if c.learn_log_z else None  # γ
+        self._tables()
+
+    def _tables(self) -> None:
+        c = self.config
+        device = self.proj.weight.device
+        self.char_emb = nn.Embedding(len(c.chars) + 1, c.dim, padding_idx=0, sparse=True, device=device)  # E
+        self.tag_emb = nn.Embedding(len(c.tags), c.dim, sparse=True, device=device)  # e_t, (T, d)
+        self.tag_bias = nn.Embedding(len(c.tags), 1, sparse=True, device=device)  # b_t, (T, 1)
+        if device.type != "meta":
+            with torch.no_grad():
+                self.char_emb.weight.normal_(0, 0.1).select(0, 0).zero_()
+                self.tag_emb.weight.normal_(0, 0.01)
+                # b_t = log p(t), the tag prior: where NCE's optimum G = log p(t|q) starts for a question
+                # that says nothing; from b = 0, NCE spends its first epochs ranking rare tags first
+                counts = torch.tensor(c.tag_counts, dtype=torch.float64) if c.tag_counts else None
+                if counts is not None and len(counts) == len(c.tags) and counts.sum() > 0:
+                    self.tag_bias.weight.copy_((counts.clamp(min=1) / counts.sum()).log().unsqueeze(1))
+                else:
+                    self.tag_bias.weight.zero_()
+
+    def set_vocabulary(self, chars: list[str], tags: list[str], tag_counts: list[int]) -> None:
+        """Size the tables for the data's vocabularies (before training; they are re-initialised)."""
+        self.config.chars, self.config.tags = list(chars), list(tags)
+        self.config.tag_counts = [int(n) for n in tag_counts]
+        self._tables()
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """f(q): tokens (B, L), 0-padded → (B, d)."""
+        mask = (tokens > 0).unsqueeze(-1).to(self.proj.weight.dtype)  # (B, L, 1)
+        emb = self.char_emb(tokens)  # (B, L, d)
+        mean = (emb * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, d)
+        return torch.tanh(self.proj(mean))
+
+    def score(self, f: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+        """G for given tags: f (B, d) with tags (B, m) → (B, m); with shared tags (k,) → (B, k)."""
+        if tags.dim() == 1:
+            return f @ self.tag_emb(tags).T + self.tag_bias(tags).squeeze(-1)  # (B, k)
+        return (f.unsqueeze(1) * self.tag_emb(tags)).sum(-1) + self.tag_bias(tags).squeeze(-1)  # (B, m)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Exact scores of every tag, (B, T): for evaluation and prediction, not for training."""
+        f = self.encode(tokens)
+        return f @ self.tag_emb.weight.T + self.tag_bias.weight.squeeze(-1)
+
+    def example_inputs(self, batch_size: int = 2) -> tuple:
+        return (torch.randint(0, len(self.config.chars) + 1, (batch_size, 5)),)

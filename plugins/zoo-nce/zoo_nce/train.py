@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from zoo_core import TrainStep, ZooError
 
 from .data import corpus_options, load_corpus
+from .losses import negative_sampling_loss, nce_loss, sampled_softmax_loss
 from .sampler import unigram_sampler
 
 SGNS_DEFAULTS = {"window": 5, "negative": 5, "ns_exponent": 0.75, "sample": 1e-3, "min_lr": 1e-4,
@@ -207,3 +208,113 @@ class SGNSStep(TrainStep):
     def load_state_dict(self, state):
         self.steps_done = int(state.get("steps_done", 0))
         self.pairs_done = int(state.get("pairs_done", 0))
+
+
+# --- question → tags -----------------------------------------------------------------------------
+
+TAG_DEFAULTS = {"noise": 20, "shared_noise": True, "loss": "nce", "sparse_lr": None, "eval_tag_chunk": 65536}
+
+
+class TagStep(TrainStep):
+    """NCE training of the question → tag model (model.TagModel); exact full-softmax evaluation.
+
+    Each (question, tag) pair is a positive; ``noise`` tags drawn from
+    count^0.75 (shared by the batch when ``shared_noise``) are the negatives,
+    with the logit offset −log(k q(t)) of ``losses.nce_loss``; γ is learned when
+    the model's ``learn_log_z`` is set. ``loss``: "nce" (default),
+    "negative-sampling" or "sampled-softmax" (the other losses of
+    ``zoo_nce.losses``, same noise), or "softmax" (the exact full softmax, the
+    baseline: every tag scored at every step). The loss is summed over a
+    question's tags and averaged over questions, so torchrun's gradient average
+    equals one process's.
+    """
+
+    monitor, monitor_mode = "precision@1", "max"
+    extra_keys = tuple(TAG_DEFAULTS)
+
+    def __init__(self, model, config):
+        super().__init__(model, config)
+        from .zhidao import load_encoded, zhidao_options
+
+        self.settings = {**TAG_DEFAULTS, **{k: v for k, v in config.extra.items() if k in TAG_DEFAULTS}}
+        if self.settings["loss"] not in ("nce", "negative-sampling", "sampled-softmax", "softmax"):
+            raise ZooError(f"unknown loss {self.settings['loss']!r}",
+                           hint="nce, negative-sampling, sampled-softmax or softmax")
+        enc = load_encoded(zhidao_options(config.extra.get("dataset_options")))
+        c = model.config
+        if c.tags != enc.tags or c.chars != enc.chars:  # a fresh model: size it for the data
+            model.set_vocabulary(enc.chars, enc.tags, enc.tag_counts)
+        self.sampler = unigram_sampler(model.config.tag_counts, 0.75, device=model.tag_emb.weight.device)
+
+    def configure_optimizers(self):
+        m = self.model
+        sparse = [m.char_emb.weight]
+        if self.settings["loss"] != "softmax":  # the full softmax gives every tag row a gradient: dense
+            sparse += [m.tag_emb.weight, m.tag_bias.weight]
+        dense = [p for p in m.parameters() if not any(p is s for s in sparse)]
+        lr = float(self.config.lr)
+        sparse_lr = float(self.settings["sparse_lr"] or lr)
+        return {"sparse": torch.optim.SparseAdam(sparse, lr=sparse_lr), "dense": torch.optim.Adam(dense, lr=lr)}
+
+    def training_step(self, model, batch):
+        tokens, tags = batch  # (B, L), (B, m) with −1 pads
+        B = tokens.shape[0]
+        f = model.encode(tokens)  # (B, d)
+        real = tags >= 0  # (B, m)
+        rows = real.nonzero()[:, 0]  # question of each positive, (P,)
+        pos_tags = tags[real]  # (P,)
+        kind = self.settings["loss"]
+        if kind == "softmax":
+            logits = f @ model.tag_emb.weight.T + model.tag_bias.weight.squeeze(-1)  # (B, T)
+            loss = -(logits.log_softmax(-1)[rows, pos_tags]).sum() / B
+            return {"loss": loss}
+        k = int(self.settings["noise"])
+        noise = self.sampler.sample(k) if self.settings["shared_noise"] else self.sampler.sample(B, k)
+        pos = model.score(f[rows], pos_tags.unsqueeze(1)).squeeze(1)  # (P,)
+        noise_scores = model.score(f, noise)  # (B, k)
+        noise_scores = noise_scores[rows]  # (P, k)
+        log_q = self.sampler.log_q
+        noise_q = log_q[noise] if noise.dim() == 1 else log_q[noise][rows]
+        if kind == "nce":
+            log_z = model.log_z if model.log_z is not None else 0.0
+            per = nce_loss(pos, noise_scores, log_q[pos_tags], noise_q, log_z=log_z, reduction="none")
+        elif kind == "negative-sampling":
+            per = negative_sampling_loss(pos, noise_scores, reduction="none")
+        else:
+            noise_ids = noise.expand(len(rows), -1) if noise.dim() == 1 else noise[rows]
+            per = sampled_softmax_loss(pos, noise_scores, log_q[pos_tags], noise_q,
+                                       accidental_hits=noise_ids == pos_tags.unsqueeze(1), reduction="none")
+        return {"loss": per.sum() / B}
+
+    @torch.no_grad()
+    def evaluate(self, model, loader):
+        """precision@1, recall@5 and the mean NLL of the true tags under the exact softmax over all tags."""
+        chunk = int(self.settings["eval_tag_chunk"])
+        hits1 = recall5 = nll = 0.0
+        questions = positives = 0
+        E, b = model.tag_emb.weight, model.tag_bias.weight.squeeze(-1)
+        T = E.shape[0]
+        for tokens, tags in loader:
+            f = model.encode(tokens)  # (B, d)
+            B = f.shape[0]
+            top_v = torch.full((B, 0), float("-inf"), device=f.device)
+            top_i = torch.zeros((B, 0), dtype=torch.int64, device=f.device)
+            lse = torch.full((B,), float("-inf"), device=f.device)
+            for s in range(0, T, chunk):  # never the whole (B, T) matrix at once: T may be millions
+                logits = f @ E[s:s + chunk].T + b[s:s + chunk]  # (B, chunk)
+                lse = torch.logaddexp(lse, torch.logsumexp(logits, -1))
+                v, i = torch.topk(logits, min(5, logits.shape[1]), dim=1)
+                top_v, order = torch.topk(torch.cat([top_v, v], 1), min(5, top_v.shape[1] + v.shape[1]), dim=1)
+                top_i = torch.gather(torch.cat([top_i, i + s], 1), 1, order)
+            real = tags >= 0
+            has = real.any(1)
+            hit = (top_i.unsqueeze(2) == tags.unsqueeze(1)) & real.unsqueeze(1)  # (B, 5, m)
+            hits1 += float((hit[:, 0].any(-1) & has).sum())
+            recall5 += float((hit.any(1).sum(1).float() / real.sum(1).clamp(min=1))[has].sum())
+            rows, cols = real.nonzero(as_tuple=True)
+            true_logit = (f[rows] * E[tags[rows, cols]]).sum(-1) + b[tags[rows, cols]]
+            nll += float((lse[rows] - true_logit).sum())
+            questions += int(has.sum())
+            positives += len(rows)
+        return {"precision@1": hits1 / max(1, questions), "recall@5": recall5 / max(1, questions),
+                "nll": nll / max(1, positives)}

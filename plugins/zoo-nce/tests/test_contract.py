@@ -1,0 +1,5 @@
+from zoo_core.testing.contract import ContractTests
+
+
+class TestContract(ContractTests):
+    plugin = "nce"
