@@ -10,7 +10,8 @@ forward, the released decoding and vote). Batch 1: one question (all its passage
 second, forward + backward + RAdam, batch 128 of the cloze proxy's training examples).
 
     pip install transformers   # for this benchmark only
-    flock /tmp/zoo-cpu.lock env OMP_NUM_THREADS=2 python plugins/zoo-dgcnn/benchmarks/speed.py
+    flock /tmp/zoo-cpu.lock env OMP_NUM_THREADS=2 python plugins/zoo-dgcnn/benchmarks/speed.py \\
+        --model /tmp/dgcnn-proxy/model
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ def questions(n: int):
     return [(recs[i]["question"], [p["passage"] for p in recs[i]["passages"]]) for i in range(n)]
 
 
-def dgcnn_model():
+def dgcnn_model(folder: str | None = None):
+    """The trained reader in ``folder``, else a random one with the proxy's character vocabulary."""
+    if folder:
+        from zoo_core.model import load_folder
+
+        return load_folder(folder).eval()
     from zoo_dgcnn.cloze import cloze_records
     from zoo_dgcnn.model import DGCNN, DGCNNConfig
     from zoo_dgcnn.text import build_vocab
@@ -117,10 +123,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--questions", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", help="a trained DGCNN folder (decoding is cheaper once few spans pass 0.1)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     qs = questions(args.questions)
-    dg, bert = dgcnn_model(), bert_reader()
+    dg, bert = dgcnn_model(args.model), bert_reader()
     n_pass = sum(len(p) for _, p in qs)
     chars = sum(len(q) + len(p) for q, ps in qs for p in ps)
     print(f"{len(qs)} questions, {n_pass} passages, {chars} characters of question+passage pairs; "

@@ -93,6 +93,8 @@ def test_the_record_cache_gives_random_access_and_is_written_once(tmp_path, zoo_
     assert data.source_records(path).path.stat().st_mtime_ns == mtime  # cached
     with pytest.raises(ZooError, match="not found"):
         data.source_records(tmp_path / "missing.json")
+    (tmp_path / "empty.json").write_text("[ ]", encoding="utf-8")
+    assert len(data.source_records(tmp_path / "empty.json")) == 0
 
 
 def test_every_occurrence_of_the_answer_is_labelled():

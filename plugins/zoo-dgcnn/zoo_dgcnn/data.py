@@ -240,7 +240,8 @@ class Records:
 
 
 def _read_offsets(path: Path) -> torch.Tensor:
-    return torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.int64)
+    raw = path.read_bytes()
+    return torch.frombuffer(bytearray(raw), dtype=torch.int64) if raw else torch.zeros(0, dtype=torch.int64)
 
 
 def write_records(records, path: Path) -> Records:
