@@ -61,7 +61,7 @@ def test_unpublished_entry_must_say_how_to_get_weights():
     text = ENTRY.split("    hub:")[0] + "    hub: null\n"
     with pytest.raises(RegistryError, match="'weights' is a required property"):
         parse_registry(text, "r.yaml")
-    ok = text + "    weights: {status: not-published, how: train}\n"
+    ok = text + "    weights: {status: not-published, how: train}\n    recipe: toy-fit\n"
     assert parse_registry(ok, "r.yaml")[0].hub is None
 
 
@@ -102,9 +102,9 @@ def test_plugin_entries_through_the_hook(tmp_path, zoo_plugins):
         @hookimpl
         def register_registry_entries(self, register):
             register(str(extra))
-            register({"id": "from-dict", "architecture": "toy-mlp", "plugin": "p", "task": "t", "summary": "s",
+            register({"id": "from-dict", "architecture": "toy-mlp", "plugin": "toy", "task": "t", "summary": "s",
                       "links": {"a": "https://x.org"}, "license": "MIT", "metrics": [], "hub": None,
-                      "weights": {"status": "not-published", "how": "train"}})
+                      "weights": {"status": "not-published", "how": "train"}, "recipe": "toy-fit"})
 
     zoo_plugins.pm.register(P(), name="p")
     catalogue.cache_clear()

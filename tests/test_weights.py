@@ -68,6 +68,7 @@ models:
     metrics: []
     hub: null
     weights: {{status: not-published, how: train}}
+    recipe: toy-fit
 """ for mid, task in [("alpha-small", "regression"), ("alpha-large", "regression"), ("beta", "other")]))
     registry(reg)
     ids = lambda *a, **k: sorted(e.id for e in zoo_core.search(*a, **k) if e.plugin == "toy")

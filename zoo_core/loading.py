@@ -39,10 +39,13 @@ def resolve_folder(name_or_path: str | os.PathLike) -> Path:
     if has_local_model(entry.id):
         return local_model_dir(entry.id)
     how = entry.weights.get("instructions") or ""
-    hint = (f"run `zoo pull {entry.id} --from SOURCE` to convert the official weights" if entry.convert
-            else f"train it with `zoo train {entry.recipe or entry.id}`")
+    command = f"zoo train {entry.recipe or entry.id}"
+    if entry.convert:
+        hint = f"run `zoo pull {entry.id} --from SOURCE` to convert the official weights. {how}".strip()
+    else:  # the entry's instructions alone when they already give the command: not the same thing twice
+        hint = how if command in how else f"train it with `{command}`. {how}".strip()
     raise ZooError(f"the weights of {entry.id!r} are not published on the Hub and none were produced here",
-                   where=entry.source, hint=f"{hint}. {how}".strip())
+                   where=entry.source, hint=hint)
 
 
 def load_model(name_or_path: str | os.PathLike, *, device: str | torch.device = "cpu",

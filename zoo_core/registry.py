@@ -81,6 +81,48 @@ def _field_name(path) -> str:
     return out or "(top level)"
 
 
+MAX_NODES = 1_000_000  # values in a registry once its aliases are expanded; a real one has a few thousand
+
+
+def _check_nodes(node, source: str) -> None:
+    """Refuse duplicate keys (YAML would keep the last one silently) and alias bombs (aliases of aliases
+    that expand to billions of values), before anything is built from the node tree."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    stack = [(node, False)]
+    while stack:  # post-order without recursion: a deeply nested file must not hit the recursion limit
+        current, done = stack.pop()
+        key = id(current)
+        if key in sizes and not done:
+            continue
+        children = []
+        if isinstance(current, yaml.MappingNode):
+            children = [n for pair in current.value for n in pair]
+        elif isinstance(current, yaml.SequenceNode):
+            children = list(current.value)
+        if not done:
+            sizes[key] = 0  # visiting: an alias back to an ancestor is refused by the YAML parser itself
+            stack.append((current, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            if isinstance(current, yaml.MappingNode):
+                seen: dict = {}
+                for k, _ in current.value:
+                    if isinstance(k, yaml.ScalarNode):
+                        if k.value in seen:
+                            raise RegistryError(f"key {k.value!r} appears twice in one mapping (lines "
+                                                f"{seen[k.value]} and {k.start_mark.line + 1})",
+                                                where=f"{source}:{k.start_mark.line + 1}",
+                                                hint="remove one of them: YAML would silently keep the last")
+                        seen[k.value] = k.start_mark.line + 1
+            continue
+        sizes[key] = 1 + sum(sizes.get(id(c), 0) for c in children)
+        if sizes[key] > MAX_NODES:
+            raise RegistryError(f"the registry expands to more than {MAX_NODES} values (YAML aliases nested in "
+                                "aliases)", where=f"{source}:{current.start_mark.line + 1}",
+                                hint="write the entries out instead of through nested aliases")
+
+
 def _compose(text: str, source: str):
     """YAML node tree (for line numbers) and the plain data, from one parse (libyaml when present)."""
     import yaml
@@ -89,6 +131,8 @@ def _compose(text: str, source: str):
     loader = loader_cls(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _check_nodes(node, source)
         return node, (loader.construct_document(node) if node is not None else None)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -163,6 +207,9 @@ def load_registry_file(path: str | os.PathLike) -> list[Entry]:
     except OSError as exc:
         raise RegistryError(f"cannot read registry file: {exc.strerror}", where=str(path),
                             hint=f"check the path (set by {USER_REGISTRY_ENV} or --registry)") from None
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"registry file is not UTF-8 text (bad byte at offset {exc.start})", where=str(path),
+                            hint="save it as UTF-8") from None
     return parse_registry(text, str(path))
 
 
@@ -213,7 +260,30 @@ def catalogue() -> dict[str, Entry]:
             raise RegistryError(f"model id {e.id!r} is defined twice: at {table[e.id].source} and at {e.source}",
                                 hint="rename one of them or remove the duplicate registry file")
         table[e.id] = e
+    _check_installed(table.values())
     return table
+
+
+def _check_installed(entries) -> None:
+    """An entry whose plugin is installed must name an architecture that plugin registers (and the
+    plugin that registers its architecture): anything else is a typo that would only show at load time."""
+    from . import plugins
+
+    archs = plugins.models()
+    installed = {name for name, _ in plugins.pm.list_name_plugin()}
+    broken = {f.plugin for f in plugins.failures}  # their specs may be missing through no fault of the entry
+    for e in entries:
+        spec = archs.get(e.architecture)
+        if spec is not None and spec.plugin and spec.plugin != e.plugin and spec.plugin not in broken:
+            raise RegistryError(f"entry {e.id!r} says plugin {e.plugin!r}, but its architecture "
+                                f"{e.architecture!r} comes from plugin {spec.plugin!r}", where=e.source,
+                                hint=f"write plugin: {spec.plugin}")
+        if spec is None and e.plugin in installed and e.plugin not in broken:
+            own = sorted(name for name, s in archs.items() if s.plugin == e.plugin)
+            raise RegistryError(f"entry {e.id!r} names architecture {e.architecture!r}, which its plugin "
+                                f"{e.plugin!r} (installed) does not register", where=e.source,
+                                hint=f"{e.plugin} registers: {', '.join(own) or 'no architectures'}; "
+                                     "`zoo plugins` lists them all")
 
 
 def get_entry(name: str) -> Entry:

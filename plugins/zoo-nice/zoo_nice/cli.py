@@ -21,15 +21,17 @@ def attach(cli: click.Group) -> None:
               help="scale of the prior sample (Su uses 0.75)")
 @click.option("-n", "n", default=64, show_default=True, type=click.IntRange(1, 10_000), help="number of samples")
 @click.option("-o", "--out", default="grid.png", show_default=True, type=click.Path(dir_okay=False),
-              help="PNG file to write")
+              help="picture to write; its suffix picks the format (.png, .jpg, .jpeg, .webp)")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True)
 def sample_command(model_name, temperature, n, out, seed, device):
     """Sample NICE digits into a PNG grid of ceil(sqrt(n)) columns of 28x28 tiles."""
     from zoo_core import load_model
+    from zoo_images.pictures import picture_format
 
     from .sample import grid_shape, sample_grid
 
+    picture_format(out)  # a suffix it cannot write is refused before the model loads
     model = load_model(model_name, device=device, architecture="nice")
     path = sample_grid(model, n=n, temperature=temperature, seed=seed, out=out)
     rows, cols = grid_shape(n)

@@ -35,7 +35,13 @@ def to_grid(images: torch.Tensor, side: int = SIDE) -> PIL.Image.Image:  # noqa:
 
 def sample_grid(model, n: int = 64, temperature: float = 0.75, seed: int | None = 0,
                 out: str | os.PathLike = "grid.png") -> Path:
-    """Draw n samples at ``temperature`` and write them as a PNG grid to ``out`` (atomically)."""
+    """Draw n samples at ``temperature`` and write them as a picture grid to ``out`` (atomically).
+
+    The format follows the suffix (.png, .jpg, .jpeg, .webp); another suffix is a ZooError.
+    """
+    from zoo_images.pictures import picture_format
+
+    fmt = picture_format(out)
     generator = None
     if seed is not None:
         generator = torch.Generator(device=model.s.device).manual_seed(int(seed))
@@ -43,5 +49,5 @@ def sample_grid(model, n: int = 64, temperature: float = 0.75, seed: int | None 
     image = to_grid(x)
     out = Path(out)
     with atomic_file(out, "wb") as f:  # a temporary sibling renamed into place, with the umask's permissions
-        image.save(f, format="PNG")
+        image.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
     return out
