@@ -160,3 +160,51 @@ def test_recipes_follow_the_release(zoo):
     assert (d["batch_size"], d["lr"], d["ema_decay"], d["epochs"], d["min_count"]) == (128, 1e-3, 0.9999, 120, 16)
     assert (d["drop_min_epoch"], d["drop_score"], d["patience"], d["drop_epoch"], d["low_lr"]) == (15, 0.5, 5, 30, 1e-4)
     assert sogou.dataset == "dgcnn-sogou" and zoo.get_recipe_spec("dgcnn-cloze").dataset == "dgcnn-cloze"
+
+
+def test_the_sogou_recipe_trains_on_a_folder_and_scores_with_the_gold_alternatives(zoo, small_config, tmp_path):
+    """SogouQA (JSON lines, competition format) + WebQA v1.0 from a folder, the qid_answer_expand gold."""
+    import dataclasses
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cities = ["北京", "上海", "广州", "深圳", "南京", "杭州", "成都", "武汉", "西安", "重庆"]
+    with open(folder / "SogouQA.json", "w", encoding="utf-8") as f:
+        for i in range(60):
+            c = cities[i % 10]
+            f.write(json.dumps({"query_id": f"s{i}", "query": f"第{i}个问题问的是哪座城市", "answer": c, "passages": [
+                {"passage_id": 1, "passage_text": f"答案是{c}，这是第{i}段"},
+                {"passage_id": 2, "passage_text": "这一段没有答案"}]}, ensure_ascii=False) + "\n")
+    webqa = {f"W{i}": {"question": "哪座城市", "evidences": {f"W{i}#0": {"answer": [cities[i % 10]],
+                                                                       "evidence": f"就是{cities[i % 10]}"}}}
+             for i in range(8)}
+    (folder / "WebQA.json").write_text(json.dumps(webqa, ensure_ascii=False), encoding="utf-8")
+    # the gold file adds an alternative ("上海市") the data does not have
+    (folder / "qid_answer_expand").write_text(
+        "".join(f"s{i}\t{cities[i % 10]}\t{cities[i % 10]}|{cities[i % 10]}市\n" for i in range(60)), encoding="utf-8")
+    recipe = dataclasses.replace(zoo.get_recipe_spec("dgcnn-sogou"), model_config={"dim": 16, "passage_rates": [1]})
+    options = {"dataset_options": {"root": str(folder)}, "gold": str(folder / "qid_answer_expand"),
+               "data": "dgcnn-sogou"}
+    config = small_config(tmp_path / "run", max_steps=2, limit_train=None, limit_eval=None, batch_size=16, **options)
+    Trainer(recipe, config).fit()
+    v = [line for line in _log(tmp_path / "run") if line.get("split") == "validation"][-1]
+    from zoo_dgcnn.data import _fold
+
+    assert v["questions"] == sum(_fold(f"s{i}", 3) == 0 for i in range(60))  # the dev fold only
+    model = load_model(tmp_path / "run" / "model")
+    assert "京" in model.config.vocab  # counted from the training folds (and WebQA)
+    metrics = evaluate(recipe, model, split="validation", config=config)
+    assert metrics["questions"] == v["questions"] and metrics["score"] == pytest.approx(v["score"])
+    from zoo_dgcnn.sogou import score_one
+    from zoo_dgcnn.train import DGCNNStep
+
+    gold = DGCNNStep(model, config)._gold_of("s1", "上海")
+    assert score_one("上海市", gold)["exact"] == 1  # scored against the file's alternatives
+    assert score_one("上海市", DGCNNStep(model, small_config(tmp_path / "n"))._gold_of("s1", "上海"))["exact"] == 0
+    # a gold file without the dev questions is a clear error
+    (folder / "other").write_text("x\ty\ty\n", encoding="utf-8")
+    from zoo_core import ZooError
+
+    with pytest.raises(ZooError, match="not in the gold file"):
+        other = small_config(tmp_path / "e", **{**options, "gold": str(folder / "other")})
+        evaluate(recipe, model, split="validation", config=other)

@@ -65,6 +65,9 @@ class DGCNNStep(TrainStep):
     updates = (Update("training_step", ("radam",)),)
     monitor = "score"
     monitor_mode = "max"
+    # the config.extra keys this step reads (beyond the recipes' defaults)
+    extra_keys = ("data", "min_count", "word_vectors", "gold", "drop_min_epoch", "drop_score", "patience",
+                  "drop_epoch", "low_lr")
 
     def __init__(self, model, config):
         super().__init__(model, config)
