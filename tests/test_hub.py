@@ -404,3 +404,53 @@ def test_bytes_damaged_in_the_cache_are_still_removed_and_fetched_again(local_hu
     local_hub.clear_requests()
     assert _content(hub.pull(pin, progress=False)) == FILES
     assert len(local_hub.downloads("model.safetensors")) == 1
+
+
+BIG = bytes(range(251)) * 12_000  # ~3 MB, LFS-style
+
+
+def test_a_pull_killed_midway_resumes_from_where_it_stopped(local_hub):
+    local_hub.publish("org/big", {"config.json": b"{}", "model.safetensors": BIG})
+    pin = local_hub.pin("org/big")
+    sha = hashlib.sha256(BIG).hexdigest()
+    blobs = local_hub.cache_dir / "models--org--big" / "blobs"
+    blobs.mkdir(parents=True)
+    have = 2_000_000
+    (blobs / f"{sha}.1f2e3d4c.incomplete").write_bytes(BIG[:have])  # what a SIGKILLed pull leaves
+    local_hub.clear_requests()
+    snap = hub.pull(pin, progress=False)
+    assert (snap / "model.safetensors").read_bytes() == BIG
+    gets = [r for r in local_hub.request_log if r.method == "GET" and r.path.endswith("/model.safetensors")]
+    assert [{k.lower(): v for k, v in r.headers.items()}.get("range") for r in gets] == [f"bytes={have}-"]
+    assert not list(blobs.glob("*.incomplete"))
+    assert hub.local_state(pin) == "verified"
+
+
+def test_a_damaged_partial_file_is_caught_by_the_sha256_and_fetched_whole(local_hub):
+    local_hub.publish("org/big", {"config.json": b"{}", "model.safetensors": BIG})
+    pin = local_hub.pin("org/big")
+    blobs = local_hub.cache_dir / "models--org--big" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / f"{hashlib.sha256(BIG).hexdigest()}.0a0b0c0d.incomplete").write_bytes(b"\0" * 1000)
+    with pytest.raises(IntegrityError):
+        hub.pull(pin, progress=False)
+    assert _content(hub.pull(pin, progress=False))["model.safetensors"] == BIG
+
+
+def test_a_pull_that_overruns_its_deadline_stops_with_a_clear_error(local_hub, monkeypatch):
+    local_hub.publish("org/big", {"config.json": b"{}", "model.safetensors": BIG})
+    pin = local_hub.pin("org/big")
+    local_hub.stall("org/big", "model.safetensors", after_bytes=100_000, times=None)
+    monkeypatch.setenv("ZOO_PULL_TIMEOUT", "2")
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "60")  # the client's own read timeout would be far later
+    start = time.monotonic()
+    try:
+        with pytest.raises(hub.HubConnectionError, match="did not finish within 2 s") as err:
+            hub.pull(pin, progress=False)
+    finally:
+        local_hub.release_stalls()
+    assert time.monotonic() - start < 10
+    assert "ZOO_PULL_TIMEOUT" in str(err.value) and "resumes" in str(err.value)
+    monkeypatch.setenv("ZOO_PULL_TIMEOUT", "nonsense")
+    with pytest.raises(ZooError, match="not a number of seconds"):
+        hub.pull(pin, progress=False)

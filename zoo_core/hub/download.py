@@ -6,13 +6,16 @@ The client only checks sizes; what arrives is verified by ``verify.py`` afterwar
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Sequence
 
 from ..errors import ZooError
+from ..files import current_umask
 from .cache import RepoCache
 from .checks import COMMIT_RE
-from .env import env_true, etag_timeout, sync_client
+from .env import env_true, etag_timeout, pull_timeout, sync_client
 from .exceptions import HubConnectionError, HubNotFoundError, OfflineCacheMissError
 
 
@@ -138,20 +141,94 @@ def download(repo: RepoCache, commit: str, paths: Sequence[str], *, endpoint: st
 
     def one(path: str) -> str:
         try:
+            _resume_partial(repo, commit, path, endpoint=endpoint, token=token)
             return hf_hub_download(repo_id, path, repo_type=repo_type, revision=commit, cache_dir=cache,
                                    endpoint=endpoint, token=token, etag_timeout=etag_timeout(),
                                    tqdm_class=tqdm_class)
         except Exception as exc:
             raise translate(exc, repo_id=repo_id, revision=commit, endpoint=endpoint, path=path) from exc
 
-    if len(paths) == 1:
-        one(paths[0])
-        return
-    from concurrent.futures import ThreadPoolExecutor
+    _run_with_deadline(one, paths, pull_timeout(), where=f"{endpoint}/{repo_id}", what=f"{repo_id}@{commit[:12]}")
 
-    with ThreadPoolExecutor(max_workers=min(8, len(paths)), thread_name_prefix="zoo-pull") as pool:
-        futures = [pool.submit(one, p) for p in paths]
-        errors = [f.exception() for f in futures]
-    for err in errors:
-        if err is not None:
-            raise err
+
+def _run_with_deadline(one, paths: Sequence[str], seconds: float | None, *, where: str, what: str) -> None:
+    """Run ``one(path)`` for every path, at most 8 at a time, and give up after ``seconds`` in all.
+
+    The downloads run in daemon threads: one that a deadline abandons cannot keep the program
+    alive, and what it had written stays on disk for the next pull to resume from.
+    """
+    results: dict[str, BaseException | None] = {}
+    pending = list(paths)
+    slots = threading.Semaphore(min(8, len(paths)))
+    done = threading.Condition()
+
+    def worker(path):
+        try:
+            one(path)
+            outcome = None
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            outcome = exc
+        finally:
+            slots.release()
+        with done:
+            results[path] = outcome
+            done.notify_all()
+
+    deadline = None if seconds is None else time.monotonic() + seconds
+    with done:
+        while len(results) < len(paths):
+            while pending and slots.acquire(blocking=False):
+                threading.Thread(target=worker, args=(pending.pop(0),), daemon=True, name="zoo-pull").start()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise HubConnectionError(
+                    f"the pull of {what} did not finish within {seconds:g} s (ZOO_PULL_TIMEOUT); "
+                    f"{len(results)} of {len(paths)} files arrived",
+                    where=where,
+                    hint="pull again (what arrived is kept, and a partial file resumes where it stopped), or "
+                         "raise ZOO_PULL_TIMEOUT (seconds, 0 for no deadline) for a slow connection")
+            done.wait(timeout=0.2 if left is None else min(left, 0.2))
+    for path in paths:
+        if results[path] is not None:
+            raise results[path]
+
+
+def _resume_partial(repo: RepoCache, commit: str, path: str, *, endpoint: str, token) -> None:
+    """Finish a file that a killed pull left half-downloaded, fetching only the missing bytes (HTTP Range).
+
+    The client writes each download to its own ``<etag>.<id>.incomplete`` and, since it cannot
+    know another process's file is safe to continue, never reuses one: a pull killed at 20 MB of
+    30 MB would start again from byte 0. Under the client's own lock for the blob (a live download
+    holds it), we continue the largest such file with the client's ``http_get`` and move it into
+    place; ``hf_hub_download`` then only links it, and ``verify`` checks its sha256 as any other.
+    """
+    blobs = repo.blobs
+    if not blobs.is_dir() or not any(blobs.glob("*.incomplete")):
+        return
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
+
+    meta = get_hf_file_metadata(hf_hub_url(repo.repo_id, path, repo_type=repo.repo_type, revision=commit,
+                                           endpoint=endpoint), token=token, timeout=etag_timeout(), endpoint=endpoint)
+    etag, size = meta.etag, meta.size
+    if not etag or size is None or (blobs / etag).exists():
+        return
+    with repo.lock(etag):
+        parts = sorted(blobs.glob(f"{etag}.*incomplete"), key=lambda p: p.stat().st_size, reverse=True)
+        if not parts or (blobs / etag).exists():
+            return
+        part, stale = parts[0], parts[1:]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        have = part.stat().st_size
+        if not 0 < have < size:
+            part.unlink(missing_ok=True)
+            return
+        mine = part.with_name(f"{etag}.zoo-resume.incomplete")
+        os.replace(part, mine)
+        with open(mine, "ab") as f:
+            http_get(meta.location, f, resume_size=have, expected_size=size,
+                     headers=build_hf_headers(token=token), tqdm_class=QuietTqdm)
+        os.chmod(mine, 0o666 & ~current_umask())
+        os.replace(mine, blobs / etag)

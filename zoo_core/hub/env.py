@@ -80,3 +80,24 @@ def sync_client() -> None:
 def etag_timeout() -> float:
     """Seconds to wait for a metadata (HEAD / API) answer: ``HF_HUB_ETAG_TIMEOUT``, default 10."""
     return float(_as_int(os.environ.get("HF_HUB_ETAG_TIMEOUT")) or 10)
+
+
+#: Default overall deadline of one pull, in seconds (4 hours: a 5.5 GB model at 0.4 MB/s).
+PULL_TIMEOUT_DEFAULT = 4 * 3600
+
+
+def pull_timeout() -> float | None:
+    """Seconds one pull may take in all: ``ZOO_PULL_TIMEOUT`` (0 or "none": no deadline), default 4 hours.
+
+    The client's own timeouts bound each request, not a server that trickles bytes forever.
+    """
+    value = (os.environ.get("ZOO_PULL_TIMEOUT") or "").strip().lower()
+    if value in ("0", "none", "off"):
+        return None
+    try:
+        return float(value) if value else float(PULL_TIMEOUT_DEFAULT)
+    except ValueError:
+        from ..errors import ZooError
+
+        raise ZooError(f"ZOO_PULL_TIMEOUT={value!r} is not a number of seconds", where="ZOO_PULL_TIMEOUT",
+                       hint="set it to seconds (e.g. 7200), or 0 for no deadline") from None
