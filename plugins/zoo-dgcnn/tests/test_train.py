@@ -208,3 +208,16 @@ def test_the_sogou_recipe_trains_on_a_folder_and_scores_with_the_gold_alternativ
     with pytest.raises(ZooError, match="not in the gold file"):
         other = small_config(tmp_path / "e", **{**options, "gold": str(folder / "other")})
         evaluate(recipe, model, split="validation", config=other)
+
+
+def test_the_2018_variant_trains_through_the_recipe(tiny_recipe, small_config, tmp_path):
+    """--model-set of the 2018 differences: positions, the 8 features (from jieba words), a window-1 block."""
+    import dataclasses
+
+    model_config = {"dim": 16, "question_rates": [1], "passage_rates": [1, 2, 4], "position_dim": 16,
+                    "features": 8, "first_window": 1}
+    recipe = dataclasses.replace(tiny_recipe, model_config=model_config)
+    best = Trainer(recipe, small_config(tmp_path / "run", max_steps=2, limit_eval=40)).fit()
+    model = load_model(best)
+    assert model.config.features == 8 and model.p_first is not None
+    assert isinstance(model.answer("谁访问了美国", ["江泽民主席访问了美国。"]), str)

@@ -39,6 +39,7 @@ import torch
 from zoo_core import ZooDataset, ZooError, atomic_file, zoo_home
 
 CACHE_VERSION = 1
+MAX_RECORD_CHARS = 64 << 20  # one record (a question with its passages) larger than this is refused
 
 
 # --- streaming JSON -----------------------------------------------------------------------------------
@@ -88,9 +89,10 @@ class _Stream:
             try:
                 value, end = self.decoder.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
-                if self._more():
+                if len(self.buf) - self.pos <= MAX_RECORD_CHARS and self._more():
                     continue
-                raise ZooError(f"malformed JSON ({exc.msg})", where=str(self.path)) from None
+                raise ZooError(f"malformed JSON ({exc.msg}), or one record over {MAX_RECORD_CHARS:,} characters",
+                               where=str(self.path)) from None
             # a number or literal cut by the chunk boundary could decode short: make sure it ended
             if end == len(self.buf) and not self.eof and self._more():
                 continue
