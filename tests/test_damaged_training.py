@@ -208,3 +208,17 @@ def test_zoo_train_resume_with_changed_lr_is_an_error_from_the_cli(zoo_plugins, 
     assert "lr: 0.05 in the checkpoint, 0.5 now" in result.output
     result = CliRunner().invoke(cli, [*args, "--lr", "0.5", "--accept-changes"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_damaged_best_copy_in_the_checkpoint_is_not_put_back(zoo_plugins, tmp_path, capsys):
+    recipe = zoo_plugins.get_recipe_spec("toy-fit")
+    _run(recipe, tmp_path, epochs=1)
+    good = _weights(tmp_path)
+    best = tmp_path / "checkpoints" / "step-00000008" / "best" / "model.safetensors"
+    size = best.stat().st_size
+    best.unlink()  # a hard link of OUT/model's file: damage a file of its own
+    best.write_bytes(bytes(size))
+    capsys.readouterr()
+    _run(recipe, tmp_path, epochs=1)  # resumes at the end: nothing to train, the best copy is checked
+    assert "the best model saved in step-00000008 is damaged" in capsys.readouterr().err
+    assert all(torch.equal(good[k], v) for k, v in _weights(tmp_path).items())

@@ -7,13 +7,19 @@ A checkpoint is one folder, written atomically (``files.atomic_dir``)::
         ema/                         the EMA weights, when the run keeps an EMA
         best/                        OUT/model as it was at this step (hard links), when there was one
         trainer_state.json           TrainState, optimizer hyper-parameters and scalars,
-                                     scheduler and step state, Python/NumPy RNG state
+                                     scheduler and step state, Python/NumPy RNG state,
+                                     the run's settings (TrainConfig)
         trainer_state.safetensors    optimizer tensors (moments, step counts), torch/CUDA RNG state
 
 Resuming from it restores all of that, so a run stopped and resumed ends
 bit-identical to one that ran straight through. ``best/`` makes that hold even
 when a run died after saving a better model but before its next checkpoint:
 resume puts the best model of the checkpoint's time back into ``OUT/model``.
+
+A checkpoint is read whole and checked (:func:`read_checkpoint`) before any of
+it goes into the run (:func:`apply_checkpoint`), so a damaged one
+(:class:`DamagedCheckpoint`: truncated, zero-filled, not JSON) changes nothing
+and the Trainer falls back to the one before it.
 """
 
 from __future__ import annotations
@@ -465,10 +471,23 @@ def set_aside(folder: str | Path) -> Path:
 
 
 def restore_best(checkpoint: str | Path, out: str | Path) -> None:
-    """Put the checkpoint's copy of the best model back into ``OUT/model`` (call on one process only)."""
+    """Put the checkpoint's copy of the best model back into ``OUT/model`` (call on one process only).
+
+    A damaged copy is not put back: ``OUT/model`` stays as it is, and a warning says so.
+    """
+    from .model import read_config, read_headers
+
     best = Path(checkpoint) / BEST_DIR
-    if _has_model(best):
-        copy_dir(best, Path(out) / BEST_NAME)
+    if not _has_model(best):
+        return
+    try:
+        read_config(best)
+        read_headers(best)
+    except ZooError as exc:
+        print(f"zoo: the best model saved in {Path(checkpoint).name} is damaged ({exc.what}; {exc.where}); "
+              f"{Path(out) / BEST_NAME} is left as it is", file=sys.stderr)
+        return
+    copy_dir(best, Path(out) / BEST_NAME)
 
 
 # --- the log -------------------------------------------------------------------------------
