@@ -324,3 +324,22 @@ def test_cli_module_imports_without_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).parents[1])
     assert proc.returncode == 0, proc.stderr
+
+
+def test_card_records_the_index_hash_too(clue_fp32):
+    digest = hashlib.sha256(Path(f"{CLUE}.index").read_bytes()).hexdigest()
+    assert clue_fp32.index_sha256 == {"model.ckpt-220000.index": digest}
+    assert digest in (clue_fp32.out_dir / "README.md").read_text()
+
+
+def test_an_official_data_file_with_another_index_is_refused(tmp_path, monkeypatch):
+    data = hashlib.sha256(Path(f"{CLUE}.data-00000-of-00001").read_bytes()).hexdigest()
+    index = hashlib.sha256(Path(f"{CLUE}.index").read_bytes()).hexdigest()
+    monkeypatch.setitem(conv.OFFICIAL_SHA256, data, "official model.ckpt-220000 (test)")
+    monkeypatch.setitem(conv.OFFICIAL_INDEX_SHA256, data, "f" * 64)  # as if the fixture's .index were edited
+    with pytest.raises(IntegrityError, match="is not the .index of the official") as err:
+        convert_checkpoint(CLUE, tmp_path / "out", num_heads=2, progress=False)
+    assert index in str(err.value) and "f" * 64 in str(err.value)
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setitem(conv.OFFICIAL_INDEX_SHA256, data, index)
+    assert convert_checkpoint(CLUE, tmp_path / "out", num_heads=2, progress=False).official

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo_core import ZooError, atomic_dir
+from zoo_core import IntegrityError, ZooError, atomic_dir, sha256_file
 
 from .tf_bundle import TFBundle, TensorEntry
 
@@ -59,6 +59,17 @@ OFFICIAL_SHA256 = {
         "official model.ckpt-220000 (30G corpus, CLUE vocab 8021)",
     "4a6e5124df8db7ac2bdd902e6191b807a6983a7f5d09fb10ce011f9a073b183e":
         "official model.ckpt-100000 (15G corpus, BERT vocab 21128)",
+}
+
+# sha256 of the .index that goes with each official .data: the v1.0 / v0.5 GitHub release assets, as
+# copied into ghosthamlet/gpt2-ml-torch (models/mega-*-tok-tf/, 26,175 and 26,201 bytes), hashed here.
+# The .index decides which bytes of .data become which tensor: an edited one (entries swapped, CRCs
+# still valid) turns the official .data into other weights, so both files are checked.
+OFFICIAL_INDEX_SHA256 = {
+    "e698cc97a7f5f706f84f58bb469d614e51d3c0ce5f9ab9bf77e01e3fcb41d482":
+        "8749abb13dec637a70defc741cb1e2612ec561bf7230ade6db413d96c6cd4f37",
+    "4a6e5124df8db7ac2bdd902e6191b807a6983a7f5d09fb10ce011f9a073b183e":
+        "196d1e8fb238bb7f1ca54eb5690705f44dce963602c82b88ad25341043e94782",
 }
 
 DTYPES = {  # accepted names -> (safetensors dtype, bytes per element)
@@ -118,6 +129,7 @@ class ConversionSummary:
     skipped_other: list[str] = field(default_factory=list)  # global_step
     global_step: int | None = None
     data_sha256: dict[str, str] = field(default_factory=dict)  # .data file name -> hex digest
+    index_sha256: dict[str, str] = field(default_factory=dict)  # .index file name -> hex digest (always hashed)
     official: str | None = None  # which official release the .data sha256 matches
     shards: list[str] = field(default_factory=list)
     total_bytes: int = 0
@@ -136,6 +148,8 @@ class ConversionSummary:
         for name, digest in self.data_sha256.items():
             out.append(f"  sha256 {name}: {digest}" + (f" ({self.official})" if self.official else
                                                          " (not an official release file)"))
+        for name, digest in self.index_sha256.items():
+            out.append(f"  sha256 {name}: {digest}")
         return out
 
 
@@ -491,8 +505,10 @@ def convert_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike, *,
             raise AssertionError(f"conversion ended with unfinished tensors {sorted(assembler.pending)[:3]}")
 
         summary.data_sha256 = {p.name: d for p, d in bundle.sha256.items()} if sha256 else {}
+        summary.index_sha256 = {bundle.index_path.name: sha256_file(bundle.index_path)}
         matches = {OFFICIAL_SHA256[d] for d in summary.data_sha256.values() if d in OFFICIAL_SHA256}
         summary.official = matches.pop() if matches else None
+        _check_official_index(summary, bundle.index_path)
         if n_shards > 1:
             index = {"metadata": {"total_size": summary.total_bytes},
                      "weight_map": {o.name: names[o.shard] for o in sorted(outs, key=lambda o: o.name)}}
@@ -531,6 +547,19 @@ def _progress(total: int, enabled: bool):
                 disable=not enabled, file=sys.stderr, mininterval=0.5)
 
 
+def _check_official_index(s: ConversionSummary, index_path: Path) -> None:
+    """An official .data must come with its official .index, or the weights are not the published ones."""
+    for data_digest in s.data_sha256.values():
+        expected = OFFICIAL_INDEX_SHA256.get(data_digest)
+        got = s.index_sha256[index_path.name]
+        if expected is not None and got != expected:
+            raise IntegrityError(
+                f"{index_path.name} is not the .index of the {s.official} (sha256 {got}, expected {expected}); "
+                "with the official .data it would map the bytes to other tensors",
+                where=str(index_path),
+                hint="download the .index (and .meta) again from the checkpoint's GitHub release; nothing was written")
+
+
 def card(s: ConversionSummary, vocab_note: str = "") -> str:
     """The model card (README.md) of a converted folder."""
     from zoo_core import model_card
@@ -542,6 +571,8 @@ def card(s: ConversionSummary, vocab_note: str = "") -> str:
                             "the weights are not the published ones.")
     else:
         hashes = "The .data file was not hashed during conversion (`--no-sha256`)."
+    hashes += "\n\n" + "\n".join(f"- `{n}`: sha256 `{d}` (which bytes of .data become which tensor)"
+                                  for n, d in s.index_sha256.items())
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     skipped = f"{s.skipped_slots} Adafactor slot variables and {', '.join(s.skipped_other) or 'nothing else'} skipped"
     notes = f"""## Conversion
