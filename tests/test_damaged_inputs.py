@@ -194,3 +194,9 @@ def test_sample_writes_the_format_its_suffix_names(nice, tmp_path):
     assert (tmp_path / "x.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG, not PNG bytes under a .jpg name
     result = _zoo("sample", "nice-mnist", "--model", str(tmp_path / "nothing"), "-o", str(tmp_path / "x.txt"))
     assert result.exit_code == 1 and "suffix '.txt'" in result.output  # refused before any model is looked for
+
+
+@pytest.mark.parametrize("setting", ["extra=5", "dataset_options=[1]"])
+def test_settings_that_must_be_mappings(nice, tmp_path, setting):
+    result = _zoo("train", "nice-mnist", "--out", str(tmp_path / "r"), "--set", setting)
+    assert result.exit_code == 1 and "must be a mapping" in result.output

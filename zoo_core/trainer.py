@@ -87,7 +87,12 @@ class TrainConfig:
         """Known keys become fields; unknown ones go into ``extra``."""
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k: v for k, v in values.items() if k in names and k != "extra"}
-        extra = dict(values.get("extra", {}))
+        given = values.get("extra", {})
+        for key, found in (("extra", given), ("dataset_options", values.get("dataset_options"))):
+            if found is not None and not isinstance(found, dict):
+                raise ZooError(f"training setting {key} must be a mapping, got {found!r}", where=_option(key),
+                               hint=f"write it as JSON, e.g. --set '{key}={{\"k\": 1}}'")
+        extra = dict(given)
         extra.update({k: v for k, v in values.items() if k not in names})
         return cls(**known, extra=extra)
 
