@@ -31,6 +31,8 @@ one vectorised update:
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -136,6 +138,9 @@ class SGNSStep(TrainStep):
             raise ZooError(f"unknown sgns setting(s): {', '.join(sorted(unknown))}",
                            hint=f"settings: {', '.join(SGNS_DEFAULTS)}")
         self.settings = {**SGNS_DEFAULTS, **{k: v for k, v in extra.items() if k in SGNS_DEFAULTS}}
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ZooError("sgns-peoples-daily runs in one process: its updates are applied by hand, not by DDP",
+                           hint="run `zoo train sgns-peoples-daily --threads 2` without torchrun")
         self.corpus = load_corpus(**corpus_options(extra.get("dataset_options")))
         if model.config.words != self.corpus.words:  # a fresh model: size it for this corpus
             model.set_vocabulary(self.corpus.words, self.corpus.counts.tolist())
