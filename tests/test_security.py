@@ -114,3 +114,18 @@ def test_push_accepts_links_that_stay_inside_the_folder(local_hub, tmp_path):
     (folder / "README.md").symlink_to(folder / "config.json")
     commit = hub.push(folder, "org/pushed", token=local_hub.token)
     assert local_hub.files("org/pushed", commit)["README.md"] == b"{}"
+
+
+def test_push_to_an_unreachable_hub_says_push_again(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(ZooError, match="could not push") as err:
+        hub.push(folder, "org/pushed", token="x")
+    assert "push again" in str(err.value) and "pull" not in str(err.value)

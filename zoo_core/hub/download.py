@@ -54,8 +54,8 @@ class QuietTqdm:
 
 
 def translate(exc: BaseException, *, repo_id: str, revision: str, endpoint: str,
-              path: str | None = None) -> ZooError:
-    """Turn a huggingface_hub / httpx error into a ZooError that says what to do."""
+              path: str | None = None, action: str = "pull") -> ZooError:
+    """Turn a huggingface_hub / httpx error into a ZooError that says what to do (``action``: pull or push)."""
     import httpx2
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -93,6 +93,9 @@ def translate(exc: BaseException, *, repo_id: str, revision: str, endpoint: str,
             hint="pull it while online (unset HF_HUB_OFFLINE), then it works offline")
     if isinstance(exc, (httpx2.HTTPError, LocalEntryNotFoundError, ConnectionError, TimeoutError)) and not \
             isinstance(exc, HfHubHTTPError):
+        if action == "push":
+            return HubConnectionError(f"could not push to {repo_id} at {endpoint}: {type(exc).__name__}",
+                                      where=repo_url, hint="check the network and HF_ENDPOINT, then push again")
         return HubConnectionError(
             f"could not download {repo_id}@{short} from {endpoint}: {type(exc).__name__}", where=repo_url,
             hint="check the network and HF_ENDPOINT, then pull again; files already cached work with HF_HUB_OFFLINE=1")

@@ -79,7 +79,7 @@ def push(folder: str | os.PathLike, repo_id: str, *, token: str | bool | None = 
         info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
                                  commit_message=message or f"Upload {folder.name} with zoo")
     except Exception as exc:
-        raise translate(exc, repo_id=repo_id, revision="main", endpoint=endpoint_s) from exc
+        raise translate(exc, repo_id=repo_id, revision="main", endpoint=endpoint_s, action="push") from exc
     if not info.oid or not COMMIT_RE.match(info.oid):
         raise ZooError(f"the Hub did not return a commit for the upload to {repo_id}", where=endpoint_s)
     return info.oid
