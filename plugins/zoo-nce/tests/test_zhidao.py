@@ -204,3 +204,21 @@ def test_torchrun_two_processes_match_one(zoo, synthetic, tmp_path):
     assert one["tag_emb.weight"].dtype == torch.float64
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=1e-9, atol=1e-10, msg=k)
+
+
+def test_synthetic_and_scan_commands(zoo, tmp_path):
+    from click.testing import CliRunner
+
+    from zoo_core.cli import cli
+
+    path = tmp_path / "s.jsonl"
+    run = CliRunner()
+    r = run.invoke(cli, ["nce", "synthetic-zhidao", str(path), "-n", "500", "--tags", "50"])
+    assert r.exit_code == 0 and path.is_file(), r.output
+    with open(path, "a", encoding="utf-8") as f:
+        f.write('{"url": "x", "question": 3, "tags": []}\n')
+    r = run.invoke(cli, ["nce", "scan-zhidao", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "500 records" in r.output and "1 malformed record(s)" in r.output and "line 501" in r.output
+    r = run.invoke(cli, ["nce", "scan-zhidao", str(tmp_path / "none.json")])
+    assert r.exit_code != 0 and "does not exist" in r.output
