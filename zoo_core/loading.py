@@ -10,8 +10,8 @@ import torch
 from .dtypes import as_dtype
 from .errors import ZooError
 from .model import ZooModel, load_folder
+from .weights import HF_PREFIXES
 
-HF_PREFIXES = ("hf-hub:", "hf_hub:")
 
 
 def resolve_folder(name_or_path: str | os.PathLike) -> Path:

@@ -21,6 +21,9 @@ from .registry import Entry, catalogue, get_entry
 from .store import has_local_model, local_model_dir
 
 
+HF_PREFIXES = ("hf-hub:", "hf_hub:")  # a Hub repo at a revision, outside the catalogue
+
+
 def model_state(entry: Entry | str) -> str:
     """Where a model's weights stand here: verified, pulled, corrupt, absent, local or not published."""
     entry = get_entry(entry) if isinstance(entry, str) else entry
@@ -42,8 +45,6 @@ def pull(name: str, *, source: str | os.PathLike | None = None, options: dict | 
     ``options`` are passed to the converter on top of the entry's own.
     ``name`` may also be ``"hf-hub:org/repo@revision"``, as for ``load_model``.
     """
-    from .loading import HF_PREFIXES
-
     if name.startswith(HF_PREFIXES):
         if source is not None:
             raise ZooError(f"{name} is a Hub repo, so there is nothing to convert from {source}", where=name,

@@ -112,8 +112,13 @@ def translate(exc: BaseException, *, repo_id: str, revision: str, endpoint: str,
     return ZooError(f"downloading {repo_id}@{short} failed: {exc}", where=repo_url)
 
 
-def download(repo: RepoCache, commit: str, paths: Sequence[str], *, endpoint: str, token, progress: bool) -> None:
-    """hf_hub_download every path at ``commit`` into the cache (in parallel); errors become ZooErrors."""
+def download(repo: RepoCache, commit: str, paths: Sequence[str], *, endpoint: str, token, progress: bool,
+             on_file=None) -> None:
+    """hf_hub_download every path at ``commit`` into the cache (in parallel); errors become ZooErrors.
+
+    ``on_file(path)``, if given, runs in the download's thread as soon as that file is in place
+    (the caller hashes it there, while the other files are still arriving).
+    """
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
     repo_id, repo_type, cache = repo.repo_id, repo.repo_type, repo.cache
@@ -141,15 +146,19 @@ def download(repo: RepoCache, commit: str, paths: Sequence[str], *, endpoint: st
 
     cache.mkdir(parents=True, exist_ok=True)
     tqdm_class = None if progress and not env_true("HF_HUB_DISABLE_PROGRESS_BARS") else QuietTqdm
+    # parts left by an earlier, killed pull (looked for once: our own downloads make new ones)
+    leftovers = repo.blobs.is_dir() and any(repo.blobs.glob("*.incomplete"))
 
-    def one(path: str) -> str:
+    def one(path: str) -> None:
         try:
-            _resume_partial(repo, commit, path, endpoint=endpoint, token=token)
-            return hf_hub_download(repo_id, path, repo_type=repo_type, revision=commit, cache_dir=cache,
-                                   endpoint=endpoint, token=token, etag_timeout=etag_timeout(),
-                                   tqdm_class=tqdm_class)
+            if leftovers:
+                _resume_partial(repo, commit, path, endpoint=endpoint, token=token)
+            hf_hub_download(repo_id, path, repo_type=repo_type, revision=commit, cache_dir=cache,
+                            endpoint=endpoint, token=token, etag_timeout=etag_timeout(), tqdm_class=tqdm_class)
         except Exception as exc:
             raise translate(exc, repo_id=repo_id, revision=commit, endpoint=endpoint, path=path) from exc
+        if on_file is not None:
+            on_file(path)
 
     _run_with_deadline(one, paths, pull_timeout(), where=f"{endpoint}/{repo_id}", what=f"{repo_id}@{commit[:12]}")
 
@@ -206,8 +215,6 @@ def _resume_partial(repo: RepoCache, commit: str, path: str, *, endpoint: str, t
     place; ``hf_hub_download`` then only links it, and ``verify`` checks its sha256 as any other.
     """
     blobs = repo.blobs
-    if not blobs.is_dir() or not any(blobs.glob("*.incomplete")):
-        return
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
@@ -215,7 +222,7 @@ def _resume_partial(repo: RepoCache, commit: str, path: str, *, endpoint: str, t
     meta = get_hf_file_metadata(hf_hub_url(repo.repo_id, path, repo_type=repo.repo_type, revision=commit,
                                            endpoint=endpoint), token=token, timeout=etag_timeout(), endpoint=endpoint)
     etag, size = meta.etag, meta.size
-    if not etag or size is None or (blobs / etag).exists():
+    if not etag or size is None or (blobs / etag).exists() or not any(blobs.glob(f"{etag}.*incomplete")):
         return
     with repo.lock(etag):
         parts = sorted(blobs.glob(f"{etag}.*incomplete"), key=lambda p: p.stat().st_size, reverse=True)

@@ -32,7 +32,7 @@ from .download import download, translate
 from .env import etag_timeout, hub_cache_dir, hub_endpoint, is_offline, sync_client
 from .env import token as env_token
 from .exceptions import HubConnectionError, OfflineCacheMissError
-from .verify import Expect, integrity_error, pin_error, verify
+from .verify import Expect, hash_file, integrity_error, pin_error, verify, wants_git_sha1
 
 logger = logging.getLogger(__package__)  # "zoo_core.hub", as before the split
 
@@ -68,10 +68,19 @@ def _pull_files(repo: RepoCache, commit: str, expects: Sequence[Expect], *, endp
                 where=str(snap),
                 hint="pull the model once while online (unset HF_HUB_OFFLINE); after that it works offline",
             )
+        known: dict = {}  # each file hashed in its download thread, as soon as it arrives
+        by_path = {e.path: e for e in missing}
+
+        def hash_on_arrival(path: str) -> None:
+            st = repo.stat(commit, path)
+            if st is not None:
+                known[st] = hash_file(st[0], git_sha1=wants_git_sha1(by_path[path], st))[:2]
+
         download(repo, commit, [e.path for e in missing], endpoint=endpoint_s, token=env_token(token),
-                 progress=progress)
+                 progress=progress, on_file=hash_on_arrival)
         # 2. verify what was downloaded
-        bad, still_missing, served = verify(missing, repo=repo, commit=commit, marker=marker, progress=progress)
+        bad, still_missing, served = verify(missing, repo=repo, commit=commit, marker=marker, progress=progress,
+                                            known=known)
         if extra_marker is not None:
             bad, served = bad + served, []
         for e, _ in bad:

@@ -67,17 +67,19 @@ def hash_bar(total: int, progress: bool, desc: str):
     return tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=disable)
 
 
-def verify(expects: Sequence[Expect], *, repo: RepoCache, commit: str, marker: Marker,
-           progress: bool) -> tuple[list[tuple[Expect, str]], list[Expect], list[tuple[Expect, str]]]:
+def verify(expects: Sequence[Expect], *, repo: RepoCache, commit: str, marker: Marker, progress: bool,
+           known: dict | None = None) -> tuple[list[tuple[Expect, str]], list[Expect], list[tuple[Expect, str]]]:
     """Check present files against expectations; record good ones in ``marker`` (not saved here).
 
     Returns ``(bad, missing, served)``. ``bad``: ``[(expect, reason)]``, files whose bytes are damaged.
     ``served``: files whose bytes are exactly what the Hub said they are (the cache names each blob by
     the Hub's own hash, its ETag: the LFS sha256, or the git blob sha1) but not what was expected, so the
     expectation (a registry pin) is what is wrong, and the file must not be deleted: another pin may
-    vouch for it. Files the marker already vouches for are not re-hashed.
+    vouch for it. Files the marker already vouches for are not re-hashed, nor are those in ``known``
+    (``{FileStat: (sha256, git_sha1)}``, hashed as they arrived) whose blob has not changed since.
     """
     bad, missing, served, todo = [], [], [], []
+    known = known or {}
     for e in expects:
         st = repo.stat(commit, e.path)
         if st is None:
@@ -86,11 +88,11 @@ def verify(expects: Sequence[Expect], *, repo: RepoCache, commit: str, marker: M
             continue
         else:
             todo.append((e, st))
-    bar = hash_bar(sum(st[1] for _, st in todo), progress, f"verifying {repo.repo_id}")
+    bar = hash_bar(sum(st[1] for _, st in todo if st not in known), progress, f"verifying {repo.repo_id}")
     try:
         for e, st in todo:
             blob = os.path.basename(st[0])
-            sha256, git_sha1, _ = hash_file(st[0], git_sha1=e.git_sha1 is not None or len(blob) == 40, bar=bar)
+            sha256, git_sha1 = (known or {}).get(st) or hash_file(st[0], git_sha1=wants_git_sha1(e, st), bar=bar)[:2]
             if e.sha256 is not None and sha256 != e.sha256:
                 why = f"sha256 {sha256} != expected {e.sha256}"
             elif e.git_sha1 is not None and git_sha1 != e.git_sha1:
@@ -104,6 +106,11 @@ def verify(expects: Sequence[Expect], *, repo: RepoCache, commit: str, marker: M
     finally:
         bar.close()
     return bad, missing, served
+
+
+def wants_git_sha1(e: Expect, st) -> bool:
+    """Whether a file's git blob sha1 is needed: expected, or its blob is named by one (a non-LFS file)."""
+    return e.git_sha1 is not None or len(os.path.basename(st[0])) == 40
 
 
 def pin_error(repo_id: str, commit: str, endpoint: str, served: list[tuple[Expect, str]]) -> IntegrityError:
