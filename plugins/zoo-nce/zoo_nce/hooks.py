@@ -63,6 +63,30 @@ def register_recipes(register):
         defaults=dict(ZHIDAO_DEFAULTS)))
 
 
+ENTRIES = {
+    "sgns-peoples-daily": ("word-embedding", "word2vec",
+                           "word2vec SGNS vectors trained here on People's Daily 1998-01 (offline)",
+                           "Run `zoo train sgns-peoples-daily` (offline, about 20 s on 2 CPU cores); then "
+                           "`zoo similar sgns-peoples-daily 中国` or `zoo export word2vec sgns-peoples-daily OUT.txt`"),
+    "zhidao-tags": ("text-classification", "zhidao-tags",
+                    "question -> tag model trained with NCE on the Baidu Zhidao corpus from your file",
+                    "Download the Zhidao corpus (Baidu Pan) and run `zoo train zhidao-tags --set "
+                    "dataset_options='{\"path\": \"zhidao.json.gz\"}'`"),
+}
+
+
+@hookimpl
+def register_registry_entries(register):
+    """One catalogue entry per recipe (weights are trained here): `zoo train` installs the best model under it."""
+    for entry_id, (task, architecture, summary, how) in ENTRIES.items():
+        register({
+            "id": entry_id, "architecture": architecture, "plugin": "nce", "task": task, "summary": summary,
+            "license": "Apache-2.0", "links": {"blog": "https://kexue.fm/archives/5617"}, "metrics": [],
+            "hub": None, "recipe": entry_id,
+            "weights": {"status": "not-published", "how": "train", "instructions": how},
+        })
+
+
 @hookimpl
 def register_commands(cli):
     """``zoo export word2vec``, ``zoo similar`` and ``zoo nce synthetic-zhidao`` (zoo_nce/cli.py)."""
