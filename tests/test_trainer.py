@@ -152,3 +152,19 @@ def test_state_encoding_round_trips_and_old_checkpoints_still_read():
     assert (st.step, st.best_metric, st.best_step, st.batches_per_epoch) == (13, 0.3, 8, None)
     assert st.best_record("mse") == old["best"]
     assert TrainState.from_json(json.loads(json.dumps(st.to_json()))) == st
+
+
+def test_the_step_picks_the_process_group_backend(zoo_plugins, tmp_path, monkeypatch):
+    from zoo_core import distributed
+
+    recipe = zoo_plugins.get_recipe_spec("toy-fit")
+    seen = []
+    real = distributed.init_distributed
+    monkeypatch.setattr(distributed, "init_distributed", lambda device, backend=None: seen.append(backend)
+                        or real(device, backend))
+    cfg = TrainConfig(out=str(tmp_path / "a"), max_steps=1, batch_size=32, progress=False)
+    Trainer(recipe, cfg).fit()
+    step = recipe.load_step()
+    monkeypatch.setattr(step, "distributed_backend", "gloo", raising=False)
+    Trainer(recipe, dataclasses.replace(cfg, out=str(tmp_path / "b"))).fit()
+    assert seen == [None, "gloo"]  # sparse gradients on CUDA need gloo: NCCL cannot reduce them

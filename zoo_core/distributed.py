@@ -21,11 +21,12 @@ def process_group():
     return dist if dist.is_available() and dist.is_initialized() else None
 
 
-def init_distributed(device: str) -> tuple[int, int]:
+def init_distributed(device: str, backend: str | None = None) -> tuple[int, int]:
     """Join the process group torchrun set up (``WORLD_SIZE`` > 1); return (rank, world size).
 
-    The backend is NCCL for CUDA devices and gloo otherwise (gloo is also the
-    one that reduces sparse gradients).
+    The backend is ``backend`` if given, else NCCL for CUDA devices and gloo
+    otherwise. NCCL cannot reduce sparse gradients: a step with sparse
+    embeddings asks for gloo (``TrainStep.distributed_backend``), on GPUs too.
     """
     import torch.distributed as dist
 
@@ -33,7 +34,7 @@ def init_distributed(device: str) -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         if device.startswith("cuda"):
             torch.cuda.set_device(torch.device(device))  # collectives on objects use the current device
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group(backend=backend or ("nccl" if device.startswith("cuda") else "gloo"))
     return rank(), world_size()
 
 

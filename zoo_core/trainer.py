@@ -226,10 +226,13 @@ class TrainStep:
     when the updates step different optimizers or some parameter is in none).
     ``extra_keys`` lists the ``config.extra`` keys the step reads that its
     recipe's defaults do not hold: any other unknown setting is an error.
+    ``distributed_backend`` picks the torch.distributed backend under torchrun
+    (None: NCCL on CUDA, gloo on CPU); sparse gradients need ``"gloo"``.
     """
 
     updates: tuple[Update, ...] = (Update(),)
     extra_keys: tuple[str, ...] = ()  # config.extra keys the step reads besides its recipe's defaults
+    distributed_backend: str | None = None  # torch.distributed backend under torchrun (None: NCCL on CUDA, else gloo)
     monitor: str = "loss"
     monitor_mode: str = "min"
     find_unused_parameters: bool | None = None
@@ -496,7 +499,7 @@ class Trainer:
         cfg = self.config
         device = dist.resolve_device(cfg.device)
         check_device(device)
-        rank, world = dist.init_distributed(device)
+        rank, world = dist.init_distributed(device, getattr(self.recipe.load_step(), "distributed_backend", None))
         if cfg.batch_size % world:
             raise ZooError(f"global batch size {cfg.batch_size} does not split over {world} processes",
                            hint=f"use a batch size divisible by {world}")

@@ -234,6 +234,7 @@ class TagStep(TrainStep):
 
     monitor, monitor_mode = "precision@1", "max"
     extra_keys = tuple(TAG_DEFAULTS)
+    distributed_backend = "gloo"  # the sparse tag and character tables: NCCL cannot reduce sparse gradients
 
     def __init__(self, model, config):
         super().__init__(model, config)
