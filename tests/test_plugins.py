@@ -172,3 +172,28 @@ def test_wrong_spec_type_is_reported_and_the_plugin_skipped(zoo_plugins):
     assert table  # the toy plugin's datasets are still there
     [failure] = [f for f in zoo_plugins.failures if f.plugin == "bad"]
     assert "expected DatasetSpec" in failure.error
+
+
+ENTRY = """
+from zoo_core import hookimpl
+
+@hookimpl
+def register_registry_entries(register):
+    register({{"id": "{id}", "architecture": "nice", "plugin": "nice", "task": "density-estimation",
+              "summary": "s", "license": "MIT", "links": {{"source": "https://example.org"}}, "metrics": [],
+              "hub": None, "weights": {{"status": "not-published", "how": "convert", "instructions": "x"}}}})
+"""
+
+
+def test_a_plugin_entry_with_a_taken_catalogue_id_is_skipped_and_reported(tmp_path):
+    site = tmp_path / "site"
+    make_plugin_dist(site, "zoo-squatter", "zoo_squatter_mod", ENTRY.format(id="nice-mnist"), "squatter")
+    env = {"ZOO_LOAD_PLUGINS": "squatter,nice,images"}
+    for command in (["list"], ["info", "nice-mnist"], ["plugins"]):
+        r = run_zoo(command, site, env=env)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (command, r.stderr)
+    info = json.loads(run_zoo(["info", "nice-mnist", "--json"], site, env=env).stdout)
+    assert info["plugin"] == "nice" and "registry.yaml" in info["source"]  # the registry's entry, not the squatter's
+    rows = {row["name"]: row for row in json.loads(run_zoo(["plugins", "--json"], site, env=env).stdout)}
+    assert rows["squatter"]["status"] == "failed"
+    assert "'nice-mnist' is taken" in rows["squatter"]["errors"][0]["error"]

@@ -156,6 +156,13 @@ def plugins_cmd(as_json):
                         ("recipes", plugins.recipes()), ("converters", plugins.converters())):
         for spec in table.values():
             found.setdefault(spec.plugin, {"name": spec.plugin, kind: []})[kind].append(spec.name)
+    from .errors import RegistryError
+    from .registry import catalogue
+
+    try:
+        catalogue()  # plugins' catalogue entries: a plugin whose entry id is taken shows up as failed below
+    except RegistryError:
+        pass  # a broken user registry file is reported by the commands that read the catalogue
     for f in plugins.failures:
         row = found.setdefault(f.plugin, {"name": f.plugin, "hooks": []})
         row["status"] = "failed"

@@ -213,24 +213,41 @@ def load_registry_file(path: str | os.PathLike) -> list[Entry]:
     return parse_registry(text, str(path))
 
 
-def _plugin_entries() -> list[Entry]:
+def _plugin_entries(taken: dict[str, str]) -> list[Entry]:
+    """Every plugin's catalogue entries. A plugin registering an id that is ``taken`` (by the main
+    registry or an earlier plugin: id -> where) is reported in ``zoo plugins`` and adds none of its
+    entries; the rest of the catalogue works."""
     from . import plugins
+    from .errors import PluginError
 
     found: list[Entry] = []
+    staged: list[Entry] = []
 
     def register(item):
         if isinstance(item, (str, os.PathLike)):
-            found.extend(load_registry_file(item))
+            new = load_registry_file(item)
         elif isinstance(item, dict):
             import yaml
 
-            found.extend(parse_registry(yaml.safe_dump({"version": 1, "models": [item]}),
-                                        f"plugin entry {item.get('id', '?')}"))
+            text = yaml.safe_dump({"version": 1, "models": [item]})
+            new = parse_registry(text, f"plugin entry {item.get('id', '?')}")
         else:
             raise RegistryError(f"register_registry_entries got {type(item).__name__}",
                                 hint="register a YAML file path or one entry dict")
+        for e in new:
+            where = taken.get(e.id) or next((s.source for s in staged if s.id == e.id), None)
+            if where is not None:
+                raise PluginError(f"catalogue id {e.id!r} is taken (defined at {where}); this plugin's entries "
+                                  "were skipped", where=e.source, hint="rename the plugin's entry")
+            staged.append(e)
 
-    plugins.call_each("register_registry_entries", register=register)
+    def after(plugin, ok):
+        if ok:
+            found.extend(staged)
+            taken.update((e.id, e.source) for e in staged)
+        staged.clear()
+
+    plugins.call_each("register_registry_entries", register=register, after=after)
     return found
 
 
@@ -247,10 +264,11 @@ def add_registry_file(path: str | os.PathLike) -> None:
 def catalogue() -> dict[str, Entry]:
     """Every entry by id: the main registry, then plugins' entries, then user files.
 
-    An id defined twice is an error naming both places.
+    An id defined twice in the registry or the user's files is an error naming both places; a
+    plugin's entry whose id is taken is skipped, and the plugin reported (``zoo plugins``).
     """
     entries = list(load_registry_file(MAIN_REGISTRY)) if MAIN_REGISTRY.exists() else []
-    entries += _plugin_entries()
+    entries += _plugin_entries({e.id: e.source for e in entries})
     user = [p for p in os.environ.get(USER_REGISTRY_ENV, "").split(os.pathsep) if p] + _extra_files
     for path in user:
         entries += load_registry_file(path)
