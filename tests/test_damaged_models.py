@@ -1,6 +1,6 @@
 """Damaged model folders: every one is a ZooError naming the file, never a traceback, a hang or a wrong model.
 
-A seeded fuzz over folders of three real plugins (NICE, GAN-QP, GPT2_ML sharded)
+A seeded fuzz over folders of five real plugins (NICE, GAN-QP, GPT2_ML sharded, DGCNN, word2vec)
 runs byte flips, truncations and structured mutations of config.json, the
 safetensors headers and the index through ``load_model``, and the NICE ones
 also through ``zoo sample nice-mnist --model F``. A mutation that still loads
@@ -25,13 +25,16 @@ import torch
 from zoo_core.errors import ZooError
 from zoo_core.testing import only_plugins
 
-zoo = only_plugins("nice,ganqp,images,gpt2ml")
+zoo = only_plugins("nice,ganqp,images,gpt2ml,dgcnn,nce")
 
 FOLDERS = {  # name -> (architecture, config, max_shard_size)
     "nice": ("nice", {"dim": 784, "num_couplings": 2, "hidden": 8, "hidden_layers": 1}, None),
     "ganqp": ("ganqp", {"img_size": 16, "channels": 1, "z_dim": 8, "max_channels": 16}, None),
     "gpt2ml": ("gpt2-ml", {"vocab_size": 40, "max_position_embeddings": 16, "hidden_size": 16,
                            "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}, 6000),
+    "dgcnn": ("dgcnn", {"vocab": list("的一是了我不人在"), "dim": 16, "question_rates": [1, 2],
+                        "passage_rates": [1, 2, 1]}, None),
+    "word2vec": ("word2vec", {"dim": 8, "words": ["中国", "人民", "北京", "上海"], "counts": [9, 7, 5, 5]}, None),
 }
 CASES_PER_FOLDER = 80  # random mutations per folder, on top of the structured ones
 SEED = 20261206
