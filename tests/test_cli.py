@@ -82,3 +82,13 @@ def test_new_plugin_scaffold_passes_its_own_tests(tmp_path):
     assert " passed" in test.stdout and "failed" not in test.stdout
     r = run_zoo(["new-plugin", "demo-net", "--dir", str(tmp_path)])
     assert r.returncode == 1 and "already exists" in r.stderr
+
+
+def test_root_option_sets_the_datasets_folder_on_top_of_set(zoo_plugins):
+    from zoo_core.cli import _train_config
+
+    recipe = zoo_plugins.get_recipe_spec("toy-fit")
+    config = _train_config(recipe, {"root": "/data/mine", "sets": ['dataset_options={"a": 1}']})
+    assert config.extra["dataset_options"] == {"a": 1, "root": "/data/mine"}
+    assert "dataset_options" not in _train_config(recipe, {}).extra or \
+        "root" not in _train_config(recipe, {}).extra["dataset_options"]

@@ -333,6 +333,9 @@ def _train_options(f):
         click.option("--batch-size", type=int, help="Global batch size (split across torchrun processes)."),
         click.option("--lr", type=float), click.option("--seed", type=int),
         click.option("--device", help="cpu, cuda, cuda:1 or auto."),
+        click.option("--root", type=click.Path(file_okay=False),
+                     help="The folder holding the dataset's files, for recipes whose data you supply "
+                          "(sets dataset_options.root)."),
         click.option("--limit-train", type=int, help="Use only the first N training examples."),
         click.option("--limit-eval", type=int, help="Use only the first N evaluation examples."),
         click.option("--checkpoint-every", type=int), click.option("--log-every", type=int),
@@ -363,6 +366,8 @@ def _train_config(recipe, kwargs):
     if kwargs.get("no_progress"):
         values["progress"] = False
     values.update(_parse_options(kwargs.get("sets", ())))
+    if kwargs.get("root") is not None:
+        values["dataset_options"] = {**dict(values.get("dataset_options") or {}), "root": kwargs["root"]}
     return TrainConfig.from_dict(values)
 
 
@@ -406,15 +411,16 @@ def _default_model(recipe_name: str) -> str:
 @click.option("--split", default="test", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--limit-eval", type=int)
+@click.option("--root", type=click.Path(file_okay=False), help="The folder holding the dataset's files.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
 @click.option("--json", "as_json", is_flag=True)
-def eval_(name, model_ref, split, device, limit_eval, sets, as_json):
+def eval_(name, model_ref, split, device, limit_eval, root, sets, as_json):
     """Evaluate a model with a recipe's metrics on one split."""
     from .loading import load_model
     from .trainer import check_extra, evaluate
 
     recipe = plugins.get_recipe_spec(name)
-    config = _train_config(recipe, {"device": device, "limit_eval": limit_eval, "sets": sets})
+    config = _train_config(recipe, {"device": device, "limit_eval": limit_eval, "sets": sets, "root": root})
     check_extra(recipe, config)
     # The recipe's architecture only: another model's folder is refused before its weights are read.
     model = load_model(model_ref or _default_model(name), device=device, architecture=recipe.model)

@@ -105,7 +105,7 @@ def _open(path: Path):
         return open(path, encoding="utf-8")
     except FileNotFoundError:
         raise ZooError("data file not found", where=str(path),
-                       hint="point --set dataset_options='{\"root\": FOLDER}' at the folder that holds it") from None
+                       hint="point --root FOLDER (zoo train / zoo eval) at the folder that holds it") from None
 
 
 def _check(record, path: Path, n: int) -> dict:
@@ -280,7 +280,7 @@ def source_records(path: str | os.PathLike) -> Records:
     path = Path(path)
     if not path.is_file():
         raise ZooError("data file not found", where=str(path),
-                       hint="point --set dataset_options='{\"root\": FOLDER}' at the folder that holds it")
+                       hint="point --root FOLDER (zoo train / zoo eval) at the folder that holds it")
     return cached_records(f"src-{path.stem}-{_file_key(path)}", lambda: read_records(path))
 
 
@@ -387,7 +387,7 @@ class SogouQA(ZooDataset):
         super().__init__(source, root, seed, **options)
         if self.root is None:
             raise ZooError("dgcnn-sogou needs the folder holding SogouQA.json (and WebQA.json)",
-                           hint="zoo train dgcnn-sogou --set dataset_options='{\"root\": \"/data/sogou\"}'")
+                           hint="zoo train dgcnn-sogou --root /data/sogou")
         self.folds = int(options.get("folds", 3))
         self.dev_fold = int(options.get("dev_fold", 0))
 

@@ -18,7 +18,7 @@ RELEASE = {
     "eval_batch_size": 64, "checkpoint_every": 1000, "log_every": 20,
 }
 # With SogouQA.json and WebQA.json (and optionally the 128-d word2vec_baike vectors) in a folder:
-#   zoo train dgcnn-sogou --device cuda --set dataset_options='{"root": "/data/dgcnn"}' \
+#   zoo train dgcnn-sogou --device cuda --root /data/dgcnn \
 #       --set word_vectors=/data/dgcnn/word2vec_baike.txt
 SOGOU_DEFAULTS = {**RELEASE, "data": "dgcnn-sogou", "dataset_options": {}, "device": "auto"}
 # The offline proxy: the release's settings, except an EMA of 0.999 (a CPU run lasts a few thousand
@@ -34,8 +34,8 @@ ENTRIES = {
                     "proxy (offline)",
                     "Run `zoo train dgcnn-cloze` (offline; 30 epochs, about an hour on a 2-core CPU)"),
     "dgcnn-sogou": ("SogouQA + WebQA", "DGCNN reader (2019 release) trained on SogouQA + WebQA from your folder",
-                    "Put SogouQA.json and WebQA.json in a folder and run `zoo train dgcnn-sogou --set "
-                    "dataset_options='{\"root\": \"FOLDER\"}'` (a GPU)"),
+                    "Put SogouQA.json and WebQA.json in a folder and run "
+                    "`zoo train dgcnn-sogou --root FOLDER` (a GPU)"),
 }
 
 
@@ -63,7 +63,7 @@ def register_recipes(register):
         defaults=dict(CLOZE_DEFAULTS)))
     register(RecipeSpec(
         name="dgcnn-sogou", model="dgcnn", dataset="dgcnn-sogou", step=STEP,
-        summary="the 2019 release: SogouQA (doubled) + WebQA from --set dataset_options='{\"root\": DIR}' (a GPU)",
+        summary="the 2019 release: SogouQA (doubled) + WebQA from --root DIR (a GPU)",
         defaults=dict(SOGOU_DEFAULTS)))
 
 
