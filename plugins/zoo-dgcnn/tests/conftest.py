@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from zoo_core.testing import only_plugins
+from zoo_core.testing import only_plugins, run_config
 
 PLUGINS = "dgcnn"
 # A small reader: 32-d, question rates 1, 2, passage rates 1, 2, 4, 1.
@@ -27,14 +27,9 @@ def tiny_recipe(zoo):
 
 def make_config(out, **overrides):
     """The dgcnn-cloze defaults with SMALL_RUN and ``overrides`` on top, as a TrainConfig."""
-    from zoo_core import TrainConfig
-
     from zoo_dgcnn.hooks import CLOZE_DEFAULTS
 
-    values = dict(CLOZE_DEFAULTS)
-    values.update(SMALL_RUN, out=str(out))
-    values.update(overrides)
-    return TrainConfig.from_dict(values)
+    return run_config(CLOZE_DEFAULTS, SMALL_RUN, out, **overrides)
 
 
 @pytest.fixture

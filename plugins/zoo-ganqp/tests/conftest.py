@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from zoo_core.testing import only_plugins
+from zoo_core.testing import only_plugins, run_config
 
 PLUGINS = "ganqp,images"
 # A small G and D (D 16, 32, 64 channels; G Dense(4*4*64), 32, 16, 1) at the recipe's 32 px.
@@ -46,14 +46,9 @@ def tiny_recipe(zoo, mnist):
 
 def make_config(out, **overrides):
     """The ganqp-mnist defaults with SMALL_RUN and ``overrides`` on top, as a TrainConfig."""
-    from zoo_core import TrainConfig
-
     from zoo_ganqp.hooks import MNIST_DEFAULTS
 
-    values = dict(MNIST_DEFAULTS)
-    values.update(SMALL_RUN, out=str(out))
-    values.update(overrides)
-    return TrainConfig.from_dict(values)
+    return run_config(MNIST_DEFAULTS, SMALL_RUN, out, **overrides)
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ import dataclasses
 
 import pytest
 
+from zoo_core.testing import run_config
+
 
 @pytest.fixture(scope="session")
 def mnist(zoo_home):
@@ -39,12 +41,8 @@ SMALL_RUN = dict(epochs=2, batch_size=32, limit_train=256, limit_eval=256, eval_
 def make_small_config(out, **overrides):
     """A TrainConfig for a few fast steps on a slice of MNIST."""
     from zoo_core.plugins import get_recipe_spec
-    from zoo_core.trainer import TrainConfig
 
-    values = dict(get_recipe_spec("nice-mnist").defaults)
-    values.update(SMALL_RUN, out=str(out))
-    values.update(overrides)
-    return TrainConfig.from_dict(values)
+    return run_config(get_recipe_spec("nice-mnist").defaults, SMALL_RUN, out, **overrides)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from zoo_core.testing import only_plugins
+from zoo_core.testing import only_plugins, run_config
 
 PLUGINS = "ogan,images"
 # A small E and G (E 16, 32, 64 channels then Dense(16); G Dense(4*4*64), 32, 16, 1) at the recipe's 32 px.
@@ -44,14 +44,9 @@ def tiny_recipe(zoo, mnist):
 
 def make_config(out, **overrides):
     """The ogan-mnist defaults with SMALL_RUN and ``overrides`` on top, as a TrainConfig."""
-    from zoo_core import TrainConfig
-
     from zoo_ogan.hooks import MNIST_DEFAULTS
 
-    values = dict(MNIST_DEFAULTS)
-    values.update(SMALL_RUN, out=str(out))
-    values.update(overrides)
-    return TrainConfig.from_dict(values)
+    return run_config(MNIST_DEFAULTS, SMALL_RUN, out, **overrides)
 
 
 @pytest.fixture
