@@ -5,6 +5,6 @@ get the ``local_hub`` fixture without any conftest.
 """
 
 from .fixtures_home import only_plugins
-from .runs import run_config
+from .runs import run_config, torchrun
 
-__all__ = ["only_plugins", "run_config"]
+__all__ = ["only_plugins", "run_config", "torchrun"]

@@ -11,3 +11,24 @@ def run_config(defaults: dict, small_run: dict, out: str | os.PathLike, **overri
     from zoo_core import TrainConfig
 
     return TrainConfig.from_dict({**defaults, **small_run, "out": str(out), **overrides})
+
+
+def torchrun(script: str, nproc: int, *, cwd: str | os.PathLike, plugins: str | None = None,
+             timeout: float = 300) -> None:
+    """Run the Python source ``script`` under ``torch.distributed.run --standalone`` with ``nproc``
+    processes (one torch thread each, ``ZOO_LOAD_PLUGINS=plugins`` when given); fail the test with
+    the processes' last output unless every process succeeds. What a "torchrun with 2 processes
+    matches 1" test runs twice."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    path = Path(cwd) / f"torchrun-{nproc}-{abs(hash(script)) % 10**8}.py"
+    path.write_text(textwrap.dedent(script))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if plugins is not None:
+        env["ZOO_LOAD_PLUGINS"] = plugins
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+                        str(path)], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    assert r.returncode == 0, f"torchrun --nproc-per-node={nproc} failed:\n{r.stderr[-3000:]}"

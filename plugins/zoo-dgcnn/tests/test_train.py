@@ -4,10 +4,6 @@ install, and the commands (zoo answer, zoo eval)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,6 +12,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from zoo_core import Trainer, evaluate, load_model, train
+from zoo_core.testing import torchrun
 
 HERE = Path(__file__).parent
 
@@ -93,14 +90,9 @@ Trainer(recipe, make_config({out!r}, max_steps=3, checkpoint_every=3, limit_trai
 
 def test_torchrun_two_processes_match_one(tiny_recipe, tmp_path):
     """Each process normalises its loss by the global number of positions: 2 processes step like one."""
-    env = dict(os.environ, ZOO_LOAD_PLUGINS="dgcnn", OMP_NUM_THREADS="1")
     for name, nproc in (("one", 1), ("two", 2)):
-        script = tmp_path / f"{name}.py"
-        script.write_text(textwrap.dedent(DDP_SCRIPT.format(here=str(HERE), out=str(tmp_path / name))))
-        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                            f"--nproc-per-node={nproc}", str(script)], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300, check=False)
-        assert r.returncode == 0, r.stderr[-3000:]
+        script = DDP_SCRIPT.format(here=str(HERE), out=str(tmp_path / name))
+        torchrun(script, nproc, cwd=tmp_path, plugins="dgcnn")
     one, two = _weights(tmp_path / "one", 3), _weights(tmp_path / "two", 3)
     assert one.keys() == two.keys()
     moved = _weights(tmp_path / "one", 3)["start.weight"]

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,6 +14,7 @@ from safetensors.torch import load_file
 
 from zoo_core import Trainer, evaluate, load_model, train
 from zoo_core.model import load_folder
+from zoo_core.testing import torchrun
 from zoo_ganqp.train import GANQPStep
 
 HERE = Path(__file__).parent
@@ -147,14 +144,9 @@ def test_torchrun_two_processes_match_one(tiny_recipe, tmp_path):
 
     tiny = tiny_recipe.model_config
 
-    env = dict(os.environ, ZOO_LOAD_PLUGINS="ganqp,images", OMP_NUM_THREADS="1")
     for name, nproc in (("one", 1), ("two", 2)):
-        script = tmp_path / f"{name}.py"
-        script.write_text(textwrap.dedent(DDP_SCRIPT.format(here=str(HERE), out=str(tmp_path / name))))
-        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                            f"--nproc-per-node={nproc}", str(script)], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300, check=False)
-        assert r.returncode == 0, r.stderr[-3000:]
+        script = DDP_SCRIPT.format(here=str(HERE), out=str(tmp_path / name))
+        torchrun(script, nproc, cwd=tmp_path, plugins="ganqp,images")
     one, two = _weights(tmp_path / "one", 3), _weights(tmp_path / "two", 3)
     assert one.keys() == two.keys()
     # A bias right before a batch norm has no gradient but rounding noise, which Adam scales up to steps

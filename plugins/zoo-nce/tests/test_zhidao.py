@@ -5,10 +5,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
-import os
-import subprocess
-import sys
-import textwrap
 import tracemalloc
 import zipfile
 
@@ -16,6 +12,7 @@ import pytest
 import torch
 
 from zoo_core import TrainConfig, Trainer, ZooError, evaluate, load_model
+from zoo_core.testing import torchrun
 
 from zoo_nce.zhidao import Malformed, iter_records, scan, split_of, write_synthetic
 
@@ -191,14 +188,9 @@ Trainer(recipe, config).fit()
 
 def test_torchrun_two_processes_match_one(zoo, synthetic, tmp_path):
     """Shared noise tags drawn alike in every process, loss per question: 2 processes train like one."""
-    env = dict(os.environ, ZOO_LOAD_PLUGINS="nce", OMP_NUM_THREADS="1")
     for name, nproc in (("one", 1), ("two", 2)):
-        script = tmp_path / f"{name}.py"
-        script.write_text(textwrap.dedent(DDP_SCRIPT.format(out=str(tmp_path / name), path=str(synthetic["q.jsonl"]))))
-        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                            f"--nproc-per-node={nproc}", str(script)], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300, check=False)
-        assert r.returncode == 0, r.stderr[-3000:]
+        script = DDP_SCRIPT.format(out=str(tmp_path / name), path=str(synthetic["q.jsonl"]))
+        torchrun(script, nproc, cwd=tmp_path, plugins="nce")
     one = load_model(tmp_path / "one" / "model").state_dict()
     two = load_model(tmp_path / "two" / "model").state_dict()
     assert one["tag_emb.weight"].dtype == torch.float64

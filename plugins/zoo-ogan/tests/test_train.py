@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,6 +14,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from zoo_core import Trainer, evaluate, load_model, train
+from zoo_core.testing import torchrun
 
 HERE = Path(__file__).parent
 
@@ -130,14 +127,9 @@ Trainer(recipe, make_config({out!r}, max_steps=3, checkpoint_every=3, limit_trai
 
 def test_torchrun_two_processes_match_one(tiny_recipe, tmp_path):
     """Batch statistics over the global batch, z drawn for the global batch: 2 processes train like one."""
-    env = dict(os.environ, ZOO_LOAD_PLUGINS="ogan,images", OMP_NUM_THREADS="1")
     for name, nproc in (("one", 1), ("two", 2)):
-        script = tmp_path / f"{name}.py"
-        script.write_text(textwrap.dedent(DDP_SCRIPT.format(here=str(HERE), out=str(tmp_path / name))))
-        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                            f"--nproc-per-node={nproc}", str(script)], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300, check=False)
-        assert r.returncode == 0, r.stderr[-3000:]
+        script = DDP_SCRIPT.format(here=str(HERE), out=str(tmp_path / name))
+        torchrun(script, nproc, cwd=tmp_path, plugins="ogan,images")
     one, two = _weights(tmp_path / "one", 3), _weights(tmp_path / "two", 3)
     assert one.keys() == two.keys() and one["G.project.weight"].dtype == torch.float64
     for k in one:
