@@ -73,7 +73,7 @@ def main():
 
     from zoo_nce.wordsim import cilin_synonym_pairs, synonym_auc, wordsim_spearman
 
-    sentences = [[w for w, _ in s] for s in zoo_text.read_peoples_daily()]
+    sentences = list(zoo_text.iter_words())
     sentences = [s for s in sentences if s]
     raw = sum(len(s) for s in sentences)
     pairs = cilin_synonym_pairs()

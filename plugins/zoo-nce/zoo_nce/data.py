@@ -35,8 +35,7 @@ def read_sentences(corpus: str | Path):
     if str(corpus) == "peoples-daily":
         import zoo_text
 
-        for tokens in zoo_text.read_peoples_daily():
-            yield [word for word, _tag in tokens]
+        yield from zoo_text.iter_words()
         return
     path = Path(corpus)
     if not path.is_file():
