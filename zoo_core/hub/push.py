@@ -33,7 +33,7 @@ def folder_files(folder: Path) -> list[Path]:
     """
     root = folder.resolve()
     out = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(folder):  # symlinked folders are listed, not entered
         for name in dirnames + filenames:
             p = Path(dirpath, name)
             if p.is_symlink() and not p.resolve().is_relative_to(root):
@@ -42,12 +42,11 @@ def folder_files(folder: Path) -> list[Path]:
                     where=str(p),
                     hint="pushing it would upload that target; copy what the model needs into the folder "
                          "or remove the link")
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder).as_posix()
-        if p.is_dir() or any(fnmatch.fnmatch(rel, pat) for pat in UPLOAD_IGNORE):
-            continue
-        out.append(p)
-    return out
+        for name in filenames:
+            p = Path(dirpath, name)
+            if not any(fnmatch.fnmatch(p.relative_to(folder).as_posix(), pat) for pat in UPLOAD_IGNORE):
+                out.append(p)
+    return sorted(out)
 
 
 def push(folder: str | os.PathLike, repo_id: str, *, token: str | bool | None = None, endpoint: str | None = None,
