@@ -1,9 +1,11 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
 
 
 @pytest.fixture
@@ -19,3 +21,13 @@ def zoo_plugins(monkeypatch):
     plugins.pm.register(toy_plugin, name="toy")
     yield plugins
     plugins.reset()
+
+
+@pytest.fixture
+def toy_env(tmp_path):
+    """Environment for a `zoo` subprocess that sees only the toy plugin (installed as a fake distribution)."""
+    from fake_dists import make_plugin_dist
+
+    site = tmp_path / "site"
+    make_plugin_dist(site, "zoo-toy", "toy_plugin", None, "toy")
+    return {"PYTHONPATH": f"{site}{os.pathsep}{HERE}", "ZOO_LOAD_PLUGINS": "toy"}

@@ -112,7 +112,7 @@ def _wait_for(olah, repo_id: str, seconds: float = 60) -> None:
 
 
 @pytest.mark.parametrize("lfs", [("model.safetensors",), ()], ids=["lfs-weights", "plain-git-weights"])
-def test_pull_list_and_load_through_olah(olah, tmp_path, zoo_plugins, monkeypatch, lfs):
+def test_pull_list_and_load_through_olah(olah, tmp_path, zoo_plugins, toy_env, monkeypatch, lfs):
     from zoo_core import build_model, load_model
     from zoo_core.hub import pin_for_folder
     from zoo_core.registry import catalogue
@@ -124,8 +124,7 @@ def test_pull_list_and_load_through_olah(olah, tmp_path, zoo_plugins, monkeypatc
     _wait_for(olah, "org/toy")
     pin = pin_for_folder(tmp_path / "toy", "org/toy", commit)
     reg = _registry(tmp_path, pin)
-    env = {"HF_ENDPOINT": olah["url"], "ZOO_REGISTRY": str(reg), "ZOO_LOAD_PLUGINS": "toy",
-           "PYTHONPATH": str(_toy_site(tmp_path))}
+    env = dict(toy_env, HF_ENDPOINT=olah["url"], ZOO_REGISTRY=str(reg))
 
     r = run_zoo(["pull", "toy-demo"], env=env)
     assert r.returncode == 0, r.stderr
@@ -157,12 +156,3 @@ def _with_wrong_sha(pin):
 
     files = tuple(dataclasses.replace(f, sha256="0" * 64) if f.path == "model.safetensors" else f for f in pin.files)
     return dataclasses.replace(pin, files=files)
-
-
-def _toy_site(tmp_path: Path) -> str:
-    from fake_dists import make_plugin_dist
-
-    site = tmp_path / "toy-site"
-    if not site.exists():
-        make_plugin_dist(site, "zoo-toy", "toy_plugin", None, "toy")
-    return f"{site}{os.pathsep}{ROOT / 'tests'}"

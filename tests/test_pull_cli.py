@@ -4,19 +4,10 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 import torch
 
-from fake_dists import make_plugin_dist, run_zoo
+from fake_dists import run_zoo
 
-HERE = Path(__file__).parent
-
-
-@pytest.fixture
-def toy_env(tmp_path):
-    site = tmp_path / "site"
-    make_plugin_dist(site, "zoo-toy", "toy_plugin", None, "toy")
-    return {"PYTHONPATH": f"{site}:{HERE}", "ZOO_LOAD_PLUGINS": "toy"}
 
 
 def _publish_toy(local_hub, tmp_path, zoo_plugins, repo="zoo-test/toy"):
