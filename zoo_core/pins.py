@@ -26,7 +26,7 @@ def refuse_pickle(path: str, where: str) -> None:
         )
 
 
-def _dot_part(part: str) -> bool:
+def is_dot_part(part: str) -> bool:
     """An empty, ``.`` or ``..`` path part, also when percent-encoded (``%2e%2e``) or a look-alike that
     Unicode normalisation turns into dots (``‥``, one character): a server or a filesystem may decode either."""
     import unicodedata
@@ -40,7 +40,7 @@ def check_repo_path(path: str, where: str) -> None:
     bad = (
         not isinstance(path, str) or not path or "\\" in path or "\0" in path or path.startswith(("/", "~"))
         or re.match(r"^[A-Za-z]:", path) is not None
-        or any(_dot_part(part) for part in path.split("/"))
+        or any(is_dot_part(part) for part in path.split("/"))
     )
     if bad:
         raise UnsafeFileError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..errors import ZooError
-from ..pins import HubPin, check_repo_path, refuse_pickle
+from ..pins import HubPin, check_repo_path, is_dot_part, refuse_pickle
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
@@ -33,10 +33,7 @@ def check_revision(revision: str, where: str = "") -> None:
         _REF_BAD_CHARS.search(revision) or ".." in revision or "@{" in revision or revision == "@"
         or revision.startswith(("/", "-")) or revision.endswith(("/", ".", ".lock")) or "//" in revision
         or any(part.startswith(".") or part.endswith(".lock") for part in revision.split("/")))
-    if ok:
-        from ..pins import _dot_part
-
-        ok = not any(_dot_part(part) for part in revision.split("/"))
+    ok = ok and not any(is_dot_part(part) for part in revision.split("/"))
     if not ok:
         raise ZooError(f"invalid revision {revision!r}: not a commit sha, branch or tag name",
                        where=where or str(revision),
