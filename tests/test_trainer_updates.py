@@ -107,18 +107,27 @@ def test_updates_naming_unknown_optimizers_or_methods_are_refused():
 # --- EMA ------------------------------------------------------------------------------------
 
 
-def test_ema_is_the_hand_computed_average_and_is_what_gets_evaluated_and_saved(zoo_plugins, tmp_path):
+def _debiased(sequence, decay):
+    """TF's assign_moving_average(zero_debias=True) in closed form: (1 - d) * sum_i d^(t-i) w_i / (1 - d^t)."""
+    t = len(sequence)
+    total = sum(decay ** (t - i) * w for i, w in enumerate(sequence, start=1))
+    return (1 - decay) * total / (1 - decay ** t)
+
+
+def test_ema_is_the_zero_debiased_average_and_is_what_gets_evaluated_and_saved(zoo_plugins, tmp_path):
     decay = 0.8
     cfg = {"epochs": 1, "lr": 0.05, "ema_decay": decay, "checkpoint_every": 1, "keep_checkpoints": 0,
            "eval_every_steps": 4}
     best = _fit(zoo_plugins, "toy-fit", tmp_path, **cfg)
-    ema = None
+    seen = []
     for step in range(1, 9):
-        w = {k: v.double() for k, v in _weights(_ckpt(tmp_path, step) / "model").items()}
-        ema = w if ema is None else {k: decay * ema[k] + (1 - decay) * w[k] for k in w}
-    saved_ema = _weights(_ckpt(tmp_path, 8) / "ema")
-    for k in ema:
-        torch.testing.assert_close(saved_ema[k].double(), ema[k], rtol=0, atol=1e-6)
+        seen.append({k: v.double() for k, v in _weights(_ckpt(tmp_path, step) / "model").items()})
+        saved_ema = _weights(_ckpt(tmp_path, step) / "ema")
+        for k in seen[0]:
+            expected = _debiased([w[k] for w in seen], decay)
+            torch.testing.assert_close(saved_ema[k].double(), expected, rtol=0, atol=1e-6)
+    # step 1's average is step 1's weights: the initial weights are in no average
+    _assert_same(_weights(_ckpt(tmp_path, 1) / "ema"), _weights(_ckpt(tmp_path, 1) / "model"))
 
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     best_step = metrics["best"]["step"]
@@ -132,25 +141,80 @@ def test_ema_is_the_hand_computed_average_and_is_what_gets_evaluated_and_saved(z
         assert h["mse"] == pytest.approx(ema_mse, rel=1e-6) and h["mse"] != pytest.approx(raw_mse, rel=1e-4)
 
 
-def test_ema_averages_batchnorm_statistics_and_resets_to_current_weights():
+@pytest.mark.parametrize("decay", [0.5, 0.9, 0.9999])
+def test_ema_matches_the_closed_form_on_changing_weights_and_buffers(decay):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
+    initial = model[0].weight.detach().clone()
+    ema = EMA(model, decay)
+    weights, means = [], []
+    for _ in range(7):
+        model(torch.randn(16, 3, dtype=torch.float64))  # train mode: the running statistics move
+        with torch.no_grad():
+            model[0].weight.add_(torch.randn_like(model[0].weight))  # not a constant: each step differs
+        weights.append(model[0].weight.detach().clone())
+        means.append(model[1].running_mean.clone())
+        ema.update(model)
+        torch.testing.assert_close(ema.module[0].weight, _debiased(weights, decay), rtol=0, atol=1e-12)
+        torch.testing.assert_close(ema.module[1].running_mean, _debiased(means, decay), rtol=0, atol=1e-12)
+        assert torch.equal(ema.module[1].num_batches_tracked, model[1].num_batches_tracked)  # counted, not averaged
+    assert ema.updates == 7
+    if decay == 0.9999:  # the old average kept d^(t-1) of the initial weights; this one holds none of them
+        assert not torch.allclose(ema.module[0].weight, initial, atol=0.5)
+
+
+def test_ema_reset_restarts_the_debiased_average_from_the_next_weights():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
-    ema = EMA(model, 0.5)
-    expected = None
+    ema = EMA(model, 0.9)
     for _ in range(3):
-        model(torch.randn(16, 3))  # train mode: the running statistics move
-        with torch.no_grad():
-            model[0].weight.add_(0.1)
+        model(torch.randn(16, 3))
         ema.update(model)
-        current = model[1].running_mean.clone()
-        expected = current if expected is None else 0.5 * expected + 0.5 * current
-    torch.testing.assert_close(ema.module[1].running_mean, expected)
-    assert ema.updates == 3
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
     ema.reset(model)
-    assert torch.equal(ema.module[0].weight, model[0].weight) and ema.updates == 1
+    assert ema.updates == 0
+    assert torch.equal(ema.module[0].weight, model[0].weight)  # until the next update: the current weights
     assert torch.equal(ema.module[1].running_var, model[1].running_var)
-    with pytest.raises(ZooError, match="ema_decay"):
-        EMA(model, 1.5)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    ema.update(model)  # the first update after a reset is a first update: the average is those weights
+    assert torch.equal(ema.module[0].weight, model[0].weight)
+
+
+def test_ema_keeps_one_average_per_decay_and_refuses_bad_decays():
+    torch.manual_seed(0)
+    model = nn.Linear(2, 2).double()
+    ema = EMA(model, [0.9, 0.99])
+    seen = []
+    for _ in range(5):
+        with torch.no_grad():
+            model.weight.add_(torch.randn_like(model.weight))
+        seen.append(model.weight.detach().clone())
+        ema.update(model)
+    assert ema.module is ema.modules[0.9]
+    for d in (0.9, 0.99):
+        torch.testing.assert_close(ema.modules[d].weight, _debiased(seen, d), rtol=0, atol=1e-12)
+    for bad in (1.5, 1.0, -0.1, [], [0.9, 0.9], True):
+        with pytest.raises(ZooError, match="ema_decay"):
+            EMA(model, bad)
+    for bad in (1.0, [0.9, 1.2], [0.99, 0.99], []):
+        with pytest.raises(ZooError, match="ema_decay"):
+            TrainConfig.from_dict({"ema_decay": bad})
+
+
+def test_two_ema_decays_are_checkpointed_and_resume_bit_identical(zoo_plugins, tmp_path):
+    cfg = {"epochs": 2, "lr": 0.05, "ema_decay": [0.8, 0.95], "checkpoint_every": 4, "keep_checkpoints": 0}
+    _fit(zoo_plugins, "toy-fit", tmp_path / "straight", **cfg)
+    _fit(zoo_plugins, "toy-fit", tmp_path / "cut", max_steps=8, **cfg)
+    _fit(zoo_plugins, "toy-fit", tmp_path / "cut", **cfg)
+    last = sorted((tmp_path / "straight" / "checkpoints").iterdir())[-1]
+    for name in ("model", "ema", "ema-0.95"):
+        _assert_same(_weights(last / name), _weights(tmp_path / "cut" / "checkpoints" / last.name / name))
+    saved = json.loads((last / "trainer_state.json").read_text())["ema"]
+    assert saved["decays"] == [0.8, 0.95] and saved["zero_debiased"] and saved["updates"] == int(last.name[5:])
+    a, b = _weights(last / "ema"), _weights(last / "ema-0.95")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
 # --- gradient clipping -----------------------------------------------------------------------

@@ -5,6 +5,7 @@ A checkpoint is one folder, written atomically (``files.atomic_dir``)::
     OUT/checkpoints/step-00001200/
         model/                       the training weights (a model folder, no card)
         ema/                         the EMA weights, when the run keeps an EMA
+        ema-0.9999/                  one folder per further EMA decay, when it keeps several
         best/                        OUT/model as it was at this step (hard links), when there was one
         trainer_state.json           TrainState, optimizer hyper-parameters and scalars,
                                      scheduler and step state, Python/NumPy RNG state,
@@ -280,6 +281,12 @@ def _has_model(folder: Path) -> bool:
     return (folder / "config.json").is_file()
 
 
+def ema_dir(ema, decay: float) -> str:
+    """The checkpoint folder of one of ``ema``'s averages: ``ema/`` for the one evaluated and saved,
+    ``ema-DECAY/`` for each further decay."""
+    return EMA_DIR if decay == ema.decay else f"{EMA_DIR}-{decay}"
+
+
 def save_checkpoint(out: str | Path, *, model, optimizers: dict, schedulers: dict, state: TrainState,
                     ema=None, step_state: dict | None = None, keep: int = 2, settings: dict | None = None) -> Path:
     """Write the checkpoint of ``state.step`` (call on one process only) and prune old ones.
@@ -293,7 +300,8 @@ def save_checkpoint(out: str | Path, *, model, optimizers: dict, schedulers: dic
     with atomic_dir(target) as tmp:
         model.save_pretrained(tmp / MODEL_DIR, card="")
         if ema is not None:
-            ema.module.save_pretrained(tmp / EMA_DIR, card="")
+            for decay, module in ema.modules.items():
+                module.save_pretrained(tmp / ema_dir(ema, decay), card="")
         if _has_model(out / BEST_NAME):
             copy_dir(out / BEST_NAME, tmp / BEST_DIR)
         tensors, optim_meta = _flatten_optimizers(optimizers)
@@ -303,7 +311,8 @@ def save_checkpoint(out: str | Path, *, model, optimizers: dict, schedulers: dic
         tensors.update(rng_tensors)
         save_file(tensors, tmp / TENSORS_NAME)
         saved = {"state": state.to_json(), "optimizers": optim_meta, "schedulers": sched_meta, "rng": rng_meta,
-                 "ema": None if ema is None else {"updates": ema.updates}, "train_step": step_meta,
+                 "ema": None if ema is None else {"updates": ema.updates, "decays": list(ema.decays),
+                                                  "zero_debiased": True}, "train_step": step_meta,
                  "settings": settings}
         (tmp / STATE_NAME).write_text(json.dumps(saved, indent=1), encoding="utf-8")
     prune_checkpoints(out, keep)
@@ -377,8 +386,9 @@ def read_checkpoint(folder: str | Path | Checkpoint, *, model, ema=None) -> Chec
     try:
         device = next(model.parameters()).device
         ck.weights = read_weights(folder / MODEL_DIR, device=device, expected=model.state_dict())
-        if ema is not None and (folder / EMA_DIR).is_dir():
-            ck.ema_weights = read_weights(folder / EMA_DIR, device=device, expected=ema.module.state_dict())
+        if ema is not None and all((folder / ema_dir(ema, d)).is_dir() for d in ema.decays):
+            ck.ema_weights = {d: read_weights(folder / ema_dir(ema, d), device=device, expected=m.state_dict())
+                              for d, m in ema.modules.items()}
         path = folder / TENSORS_NAME
         ck.tensors = read_tensors({path: read_header(path)})
         rng = ck.tensors.get("rng.torch")
@@ -443,8 +453,9 @@ def apply_checkpoint(ck: Checkpoint, *, model, optimizers: dict, schedulers: dic
         model.load_state_dict(ck.weights, strict=False)
         model.tie_weights()
         if ema is not None:
-            ema.module.load_state_dict(ck.ema_weights, strict=False)
-            ema.module.tie_weights()
+            for decay, module in ema.modules.items():
+                module.load_state_dict(ck.ema_weights[decay], strict=False)
+                module.tie_weights()
             ema.set_updates((ck.saved.get("ema") or {}).get("updates", 1))
     restore_rng(ck.tensors, ck.saved.get("rng"))
     return ck.state, ck.step_state

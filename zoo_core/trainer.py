@@ -72,7 +72,9 @@ class TrainConfig:
     num_workers: int = 0
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
     grad_clip: float | None = None  # clip each update's gradient norm (over its optimizers' parameters)
-    ema_decay: float | None = None  # keep an EMA of the weights; it is what gets evaluated and saved
+    # keep a zero-debiased EMA of the weights (TF's); it is what gets evaluated and saved. A list keeps one
+    # average per decay: the first is evaluated and saved, the others are checkpointed beside it
+    ema_decay: float | list[float] | None = None
     resume: bool = True  # continue from the newest checkpoint in ``out`` if there is one
     accept_changes: bool = False  # resume even where these settings differ from the checkpoint's
     progress: bool = True
@@ -119,9 +121,11 @@ class TrainConfig:
                 bound = f"greater than {low}" if strict else f"at least {low}"
                 raise ZooError(f"training setting {name} must be {bound}, got {value!r}", where=_option(name),
                                hint=_RANGE_HINTS.get(name, "see TrainConfig"))
-        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
-            raise ZooError(f"training setting ema_decay must be in [0, 1), got {self.ema_decay!r}",
-                           where=_option("ema_decay"), hint="use e.g. 0.999, or leave it unset")
+        decays = [self.ema_decay] if isinstance(self.ema_decay, (int, float)) else self.ema_decay or []
+        if self.ema_decay == [] or any(not 0.0 <= d < 1.0 for d in decays) or len(set(decays)) < len(decays):
+            raise ZooError(f"training setting ema_decay must be a decay in [0, 1) or a list of different ones, "
+                           f"got {self.ema_decay!r}", where=_option("ema_decay"),
+                           hint="use e.g. 0.999 or [0.999, 0.9999], or leave it unset")
 
 
 # setting -> (bound, strict): the value must be > bound (strict) or >= bound
