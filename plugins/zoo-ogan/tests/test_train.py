@@ -55,8 +55,23 @@ def test_metrics_are_deterministic_functions_of_the_model(tiny_recipe, small_con
     best = Trainer(tiny_recipe, config).fit()
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
     again = evaluate(tiny_recipe, load_model(best), split="validation", config=config)
-    for name in ("fid", "z_corr", "recon_mse", "recon_acc"):
+    for name in ("fid", "z_corr", "z_dirs", "recon_mse", "recon_acc"):
         assert again[name] == pytest.approx(history[-1][name], rel=1e-6), name
+
+
+def test_z_dirs_is_mean_squared_rho_times_the_code_size(tiny_recipe, small_config, tmp_path):
+    from zoo_ogan.train import OGANStep, correlation
+
+    config = small_config(tmp_path / "run", max_steps=1, corr_samples=300)  # two batches: 200 and 100
+    model = load_model(Trainer(tiny_recipe, config).fit())
+    scores = OGANStep(model, config).z_corr(model, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(int(config.extra.get("eval_seed", 0)) + 1)
+    z = torch.cat([model.noise(n, generator=gen) for n in (config.eval_batch_size, 300 - config.eval_batch_size)])
+    with torch.no_grad():
+        rho = correlation(z, model.encode(model(z)))
+    assert scores["z_corr"] == pytest.approx(float(rho.mean()), rel=1e-5)
+    assert scores["z_dirs"] == pytest.approx(float(rho.square().mean()) * model.config.z_dim, rel=1e-5)
+    assert 0 <= scores["z_dirs"] <= model.config.z_dim
 
 
 def test_short_run_raises_rho_and_lowers_reconstruction_error(tiny_recipe, small_config, tmp_path):
@@ -212,7 +227,10 @@ def test_a_model_of_another_kind_is_refused(zoo, tmp_path):
 
 def test_recipes_follow_the_scripts(zoo):
     mnist = zoo.get_recipe_spec("ogan-mnist")
-    assert mnist.model_config == {"img_size": 32, "channels": 1}
+    # the code fits the data: about 13 directions of z make a 32 px digit, so rho is capped near
+    # sqrt(13 / z_dim); the 128 px recipes keep the release's 128
+    assert mnist.model_config == {"img_size": 32, "channels": 1, "z_dim": 16}
+    assert zoo.get_recipe_spec("ogan-fashion").model_config["z_dim"] == 16
     d = mnist.defaults
     assert (d["batch_size"], d["lr"], d["rho_weight"], d["qp_weight"]) == (64, 1e-4, 0.5, 0.25)
     assert zoo.get_recipe_spec("ogan-fashion").dataset == "fashion-mnist"
@@ -220,7 +238,7 @@ def test_recipes_follow_the_scripts(zoo):
     assert celeba.dataset == "image-folder" and celeba.model_config == {"img_size": 128, "channels": 3}
     sm = zoo.get_recipe_spec("ogan-celebahq256-sm-ema")
     assert sm.model_config["self_modulated"] and sm.model_config["kernel"] == 4 and sm.model_config["z_dim"] == 256
-    assert (sm.defaults["batch_size"], sm.defaults["rho_weight"], sm.defaults["ema_decay"]) == (48, 1.0, 0.999)
+    assert (sm.defaults["batch_size"], sm.defaults["rho_weight"], sm.defaults["ema_decay"]) == (48, 1.0, [0.999, 0.9999])
     from zoo_core.registry import catalogue
 
     entries = {e.id: e for e in catalogue().values() if e.plugin == "ogan"}

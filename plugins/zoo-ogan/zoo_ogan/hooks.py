@@ -41,8 +41,9 @@ CELEBAHQ_DEFAULTS = {**COMMON, "max_steps": 470_000, "eval_every_steps": 1000, "
                      "num_workers": 4, "fid_dataset": "image-folder", "fid_split": "train", "fid_options": {},
                      "feature_net": "inception"}
 # o_gan_celeba_sm_4x4_ema_256.py: 256 px, self-modulated BN, 4 x 4 kernels, z_dim 256, batch 48,
-# rho weight 1.0, an EMA of the weights (the script keeps 0.999 and 0.9999; the core keeps one).
-CELEBAHQ256_DEFAULTS = {**CELEBAHQ_DEFAULTS, "batch_size": 48, "rho_weight": 1.0, "ema_decay": 0.999,
+# rho weight 1.0, two zero-debiased EMAs of the weights (0.999 is evaluated and saved; 0.9999 is checkpointed
+# as ema-0.9999/, the script's `_ema4` weights).
+CELEBAHQ256_DEFAULTS = {**CELEBAHQ_DEFAULTS, "batch_size": 48, "rho_weight": 1.0, "ema_decay": [0.999, 0.9999],
                         "max_steps": 625_000}
 
 TINY_CONFIG = {"img_size": 16, "channels": 1, "z_dim": 8, "max_channels": 16}
@@ -67,7 +68,9 @@ def register_models(register):
 
 @hookimpl
 def register_recipes(register):
-    grey = {"img_size": 32, "channels": 1}
+    # rho(z, E(G(z))) is capped near sqrt(k / z_dim), k the directions a 32 px digit really uses (~13):
+    # a code of 16 fits MNIST and Fashion-MNIST; the 128 px recipes keep the release's 128
+    grey = {"img_size": 32, "channels": 1, "z_dim": 16}
     register(RecipeSpec(
         name="ogan-mnist", model="ogan", dataset="mnist", step=STEP,
         summary="O-GAN on MNIST padded to 32 px; LeNet-FID, z_corr and reconstruction every 1000 steps, best kept",
@@ -110,3 +113,9 @@ def register_commands(cli):
     from .cli import attach
 
     attach(cli)
+
+
+@hookimpl
+def register_demos(register):
+    """The model's tab in ``zoo serve`` (zoo_ogan/demo.py; imported only when serving)."""
+    register("ogan", "zoo_ogan.demo:build")

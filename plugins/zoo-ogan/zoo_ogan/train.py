@@ -115,16 +115,23 @@ class OGANStep(TrainStep):
     # -- evaluation -----------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def z_corr(self, model, device) -> float:
-        """Mean rho(z, E(G(z))) over ``corr_samples`` fixed-seed latents (eval mode)."""
+    def z_corr(self, model, device) -> dict:
+        """Mean rho(z, E(G(z))) over ``corr_samples`` fixed-seed latents (eval mode), and ``z_dirs``.
+
+        rho is a Pearson correlation over z's components, so an encoder that recovers k of z_dim directions
+        exactly scores about sqrt(k / z_dim): rho is capped by the code size. ``z_dirs`` = mean(rho^2) * z_dim
+        estimates k, the directions recovered, a figure comparable across code sizes.
+        """
         extra = self.config.extra
         n = int(extra.get("corr_samples", 2000))
         gen = torch.Generator().manual_seed(int(extra.get("eval_seed", 0)) + 1)
-        total, batch = 0.0, int(self.config.eval_batch_size)
+        total, squares, batch = 0.0, 0.0, int(self.config.eval_batch_size)
         for start in range(0, n, batch):
             z = model.noise(min(batch, n - start), generator=gen, device=device)
-            total += float(correlation(z, model.encode(model(z))).sum())
-        return total / n
+            rho = correlation(z, model.encode(model(z)))  # (B,)
+            total += float(rho.sum())
+            squares += float(rho.square().sum())
+        return {"z_corr": total / n, "z_dirs": squares / n * model.config.z_dim}
 
     @torch.no_grad()
     def reconstruction(self, model, loader, device) -> dict:
@@ -161,7 +168,7 @@ class OGANStep(TrainStep):
         extra = self.config.extra
         device = next(model.parameters()).device
         metrics = self.score(model, device)
-        metrics["z_corr"] = self.z_corr(model, device)
+        metrics.update(self.z_corr(model, device))
         metrics.update(self.reconstruction(model, loader, device))
         grid_gen = torch.Generator().manual_seed(int(extra.get("grid_seed", 1)))
         grid = model.sample(int(extra.get("grid_samples", 64)), generator=grid_gen, device=device).float().cpu()
@@ -185,6 +192,7 @@ class OGANStep(TrainStep):
         data = self.config.extra.get("fid_dataset", "mnist")
         protocols = {"fid": self.score.protocol(), "kid": self.score.protocol(),
                      "z_corr": "mean Pearson rho(z, E(G(z))) of fixed-seed latents, eval mode",
+                     "z_dirs": "directions of z recovered, mean(rho^2) * z_dim (does not scale with z_dim)",
                      "recon_mse": "mean squared pixel error in [-1, 1] of G(0.9 N(E(x))) on the validation split",
                      "recon_acc": "LeNet class of the reconstruction equals the label, validation split"}
         recorded = {name: {"value": round(float(metrics[name]), 6), "dataset": data, "protocol": protocol}
