@@ -86,7 +86,7 @@ class Marker:
         """
         try:
             write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True), fsync=False)
-        except OSError as exc:
+        except (OSError, ZooError) as exc:  # the atomic writer names filesystem failures as ZooErrors
             logger.warning("could not record verification in %s: %s", self.path, exc)
             return False
         return True
