@@ -6,17 +6,17 @@ The client only checks sizes; what arrives is verified by ``verify.py`` afterwar
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Sequence
 
 from ..errors import ZooError
-from ..files import current_umask
 from .cache import RepoCache
 from .checks import COMMIT_RE
 from .env import env_true, etag_timeout, pull_timeout, sync_client
 from .exceptions import HubConnectionError, HubNotFoundError, OfflineCacheMissError
+from .stream import fetch_blob
+from .verify import Expect
 
 
 class QuietTqdm:
@@ -112,21 +112,29 @@ def translate(exc: BaseException, *, repo_id: str, revision: str, endpoint: str,
     return ZooError(f"downloading {repo_id}@{short} failed: {exc}", where=repo_url)
 
 
-def download(repo: RepoCache, commit: str, paths: Sequence[str], *, endpoint: str, token, progress: bool,
-             on_file=None) -> None:
-    """hf_hub_download every path at ``commit`` into the cache (in parallel); errors become ZooErrors.
+#: Files at least this large are fetched by :func:`~zoo_core.hub.stream.fetch_blob`, hashed as they are
+#: written (one more metadata request each); smaller ones by ``hf_hub_download``, hashed once in place.
+STREAM_HASH_MIN = 8 * 1024 * 1024
 
-    ``on_file(path)``, if given, runs in the download's thread as soon as that file is in place
-    (the caller hashes it there, while the other files are still arriving).
+
+def download(repo: RepoCache, commit: str, expects: Sequence[Expect], *, endpoint: str, token, progress: bool,
+             on_file=None) -> None:
+    """hf_hub_download every expected file at ``commit`` into the cache (in parallel); errors become ZooErrors.
+
+    ``on_file(expect, hashed)``, if given, runs in the download's thread as soon as that file is in
+    place; ``hashed`` is the :class:`~zoo_core.hub.stream.Hashed` digests computed while the file was
+    written, or None when the caller must hash the file itself (small files, Xet files, a download the
+    writer could not vouch for). Large files (``STREAM_HASH_MIN``) and files a killed pull left partly
+    downloaded are fetched by ``fetch_blob`` (hashed on the way, partial files resumed with HTTP Range).
     """
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
     repo_id, repo_type, cache = repo.repo_id, repo.repo_type, repo.cache
     sync_client()
+    first = expects[0].path
     try:
         # One metadata request without retries first: a wrong repo/revision/endpoint fails fast and clearly
         # (the download path retries connection errors for ~30 s before giving up).
-        first = paths[0]
         meta = get_hf_file_metadata(
             hf_hub_url(repo_id, first, repo_type=repo_type, revision=commit, endpoint=endpoint),
             token=token, timeout=etag_timeout(), endpoint=endpoint)
@@ -148,19 +156,25 @@ def download(repo: RepoCache, commit: str, paths: Sequence[str], *, endpoint: st
     tqdm_class = None if progress and not env_true("HF_HUB_DISABLE_PROGRESS_BARS") else QuietTqdm
     # parts left by an earlier, killed pull (looked for once: our own downloads make new ones)
     leftovers = repo.blobs.is_dir() and any(repo.blobs.glob("*.incomplete"))
+    by_path = {e.path: e for e in expects}
 
     def one(path: str) -> None:
+        e = by_path[path]
+        hashed = None
         try:
-            if leftovers:
-                _resume_partial(repo, commit, path, endpoint=endpoint, token=token)
+            if leftovers or e.size >= STREAM_HASH_MIN:
+                url = hf_hub_url(repo_id, path, repo_type=repo_type, revision=commit, endpoint=endpoint)
+                hashed = fetch_blob(repo, url, endpoint=endpoint, token=token, tqdm_class=tqdm_class,
+                                    displayed_filename=path, git_sha1=e.git_sha1 is not None)
             hf_hub_download(repo_id, path, repo_type=repo_type, revision=commit, cache_dir=cache,
                             endpoint=endpoint, token=token, etag_timeout=etag_timeout(), tqdm_class=tqdm_class)
         except Exception as exc:
             raise translate(exc, repo_id=repo_id, revision=commit, endpoint=endpoint, path=path) from exc
         if on_file is not None:
-            on_file(path)
+            on_file(e, hashed)
 
-    _run_with_deadline(one, paths, pull_timeout(), where=f"{endpoint}/{repo_id}", what=f"{repo_id}@{commit[:12]}")
+    _run_with_deadline(one, list(by_path), pull_timeout(), where=f"{endpoint}/{repo_id}",
+                       what=f"{repo_id}@{commit[:12]}")
 
 
 def _run_with_deadline(one, paths: Sequence[str], seconds: float | None, *, where: str, what: str) -> None:
@@ -203,42 +217,3 @@ def _run_with_deadline(one, paths: Sequence[str], seconds: float | None, *, wher
     for path in paths:
         if results[path] is not None:
             raise results[path]
-
-
-def _resume_partial(repo: RepoCache, commit: str, path: str, *, endpoint: str, token) -> None:
-    """Finish a file that a killed pull left half-downloaded, fetching only the missing bytes (HTTP Range).
-
-    The client writes each download to its own ``<etag>.<id>.incomplete`` and, since it cannot
-    know another process's file is safe to continue, never reuses one: a pull killed at 20 MB of
-    30 MB would start again from byte 0. Under the client's own lock for the blob (a live download
-    holds it), we continue the largest such file with the client's ``http_get`` and move it into
-    place; ``hf_hub_download`` then only links it, and ``verify`` checks its sha256 as any other.
-    """
-    blobs = repo.blobs
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.file_download import http_get
-    from huggingface_hub.utils import build_hf_headers
-
-    meta = get_hf_file_metadata(hf_hub_url(repo.repo_id, path, repo_type=repo.repo_type, revision=commit,
-                                           endpoint=endpoint), token=token, timeout=etag_timeout(), endpoint=endpoint)
-    etag, size = meta.etag, meta.size
-    if not etag or size is None or (blobs / etag).exists() or not any(blobs.glob(f"{etag}.*incomplete")):
-        return
-    with repo.lock(etag):
-        parts = sorted(blobs.glob(f"{etag}.*incomplete"), key=lambda p: p.stat().st_size, reverse=True)
-        if not parts or (blobs / etag).exists():
-            return
-        part, stale = parts[0], parts[1:]
-        for p in stale:
-            p.unlink(missing_ok=True)
-        have = part.stat().st_size
-        if not 0 < have < size:
-            part.unlink(missing_ok=True)
-            return
-        mine = part.with_name(f"{etag}.zoo-resume.incomplete")
-        os.replace(part, mine)
-        with open(mine, "ab") as f:
-            http_get(meta.location, f, resume_size=have, expected_size=size,
-                     headers=build_hf_headers(token=token), tqdm_class=QuietTqdm)
-        os.chmod(mine, 0o666 & ~current_umask())
-        os.replace(mine, blobs / etag)

@@ -68,15 +68,18 @@ def _pull_files(repo: RepoCache, commit: str, expects: Sequence[Expect], *, endp
                 where=str(snap),
                 hint="pull the model once while online (unset HF_HUB_OFFLINE); after that it works offline",
             )
-        known: dict = {}  # each file hashed in its download thread, as soon as it arrives
-        by_path = {e.path: e for e in missing}
+        known: dict = {}  # each file hashed in its download thread: while written, or as soon as it arrives
 
-        def hash_on_arrival(path: str) -> None:
-            st = repo.stat(commit, path)
-            if st is not None:
-                known[st] = hash_file(st[0], git_sha1=wants_git_sha1(by_path[path], st))[:2]
+        def hash_on_arrival(e: Expect, hashed) -> None:
+            st = repo.stat(commit, e.path)
+            if st is None:
+                return
+            if hashed is not None and hashed.stat == st:  # the blob the digests are for, unchanged since
+                known[st] = (hashed.sha256, hashed.git_sha1)
+            else:
+                known[st] = hash_file(st[0], git_sha1=wants_git_sha1(e, st))[:2]
 
-        download(repo, commit, [e.path for e in missing], endpoint=endpoint_s, token=env_token(token),
+        download(repo, commit, missing, endpoint=endpoint_s, token=env_token(token),
                  progress=progress, on_file=hash_on_arrival)
         # 2. verify what was downloaded
         bad, still_missing, served = verify(missing, repo=repo, commit=commit, marker=marker, progress=progress,

@@ -6,7 +6,8 @@ Faults are keyed by ``(repo_type, repo_id, path)`` and apply to any revision:
   so only a client that hashes what it got can tell;
 - ``drop_connection``: send the headers and the first bytes of the body, then close the socket;
 - ``stall``: send the first bytes, then hang until released (to catch a client mid-download);
-- ``fail``: answer with a bare HTTP status (no ``X-Error-Code``), like a proxy or a 5xx.
+- ``fail``: answer with a bare HTTP status (no ``X-Error-Code``), like a proxy or a 5xx;
+- ``ignore_range``: answer a Range request with the whole file (200), as some CDNs and proxies do.
 
 ``take_failure`` / ``take_stream_faults`` are what the request handler calls: they consume one use
 of each fault, under the lock, so two concurrent requests never both take a fault meant for one.
@@ -57,6 +58,7 @@ class Faults:
         self._stalls: dict[Key, Stall] = {}
         self._all_stalls: list[Stall] = []
         self._failures: dict[Key, list] = {}  # key -> [status, times_left, methods]
+        self._ignore_range: dict[Key, int] = {}  # key -> times left
 
     # ------------------------------------------------------------------ injecting (tests)
 
@@ -94,9 +96,14 @@ class Faults:
         with self._lock:
             self._failures[key] = [status, times, tuple(methods)]
 
+    def ignore_range(self, key: Key, times: int = 1) -> None:
+        with self._lock:
+            self._ignore_range[key] = times
+
     def clear(self) -> None:
         """Remove every fault (and release stalls)."""
         with self._lock:
+            self._ignore_range.clear()
             self._corrupt.clear()
             self._drops.clear()
             self._failures.clear()
@@ -114,6 +121,16 @@ class Faults:
             if f[1] <= 0:
                 del self._failures[key]
             return f[0]
+
+    def take_ignore_range(self, key: Key) -> bool:
+        """Whether to answer this Range request with the whole file."""
+        with self._lock:
+            if key not in self._ignore_range:
+                return False
+            self._ignore_range[key] -= 1
+            if self._ignore_range[key] <= 0:
+                del self._ignore_range[key]
+            return True
 
     def take_stream_faults(self, key: Key) -> StreamFaults:
         """The faults for the body about to be sent for ``key``, each use counted."""

@@ -233,6 +233,8 @@ class Handler(BaseHTTPRequestHandler):
         start, end = 0, size - 1
         status = 200
         rng = self.headers.get("Range")
+        if rng and method == "GET" and self.faults.take_ignore_range(key):
+            rng = None
         if rng:
             m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", rng)
             if not m or (not m.group(1) and not m.group(2)):

@@ -296,6 +296,10 @@ class LocalHub:
         """Answer the next ``times`` requests for ``path`` with a bare HTTP ``status`` (no X-Error-Code)."""
         self.faults.fail((repo_type, repo_id, path), status, times, methods)
 
+    def ignore_range(self, repo_id: str, path: str, *, times: int = 1, repo_type: str = "model") -> None:
+        """Answer the next ``times`` Range GETs of ``path`` with the whole file (200), as some CDNs do."""
+        self.faults.ignore_range((repo_type, repo_id, path), times)
+
     def clear_faults(self) -> None:
         """Remove every injected fault (and release stalls)."""
         self.faults.clear()
