@@ -75,3 +75,16 @@ def register_commands(cli):
     ``@cli.commands["sample"].command("nice-mnist")``. The groups are
     ``sample``, ``generate`` and ``convert``.
     """
+
+
+@hookspec
+def register_demos(register):
+    """Add a tab to ``zoo serve`` for the models of an architecture.
+
+    Call ``register("architecture", "package.module:build")``. ``build(tab)``
+    is imported only by ``zoo serve`` (it may import gradio at module level)
+    and is called inside the model's tab of a ``gradio.Blocks``: it lays out
+    gradio components and wires each action with ``tab.on(...)``, which makes
+    it an HTTP endpoint, loads the model on first use and turns a ZooError into
+    a message in the page. See ``zoo_core.serve.tab.Tab``.
+    """

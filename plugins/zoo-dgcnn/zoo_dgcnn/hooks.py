@@ -86,3 +86,9 @@ def register_commands(cli):
     from .cli import attach
 
     attach(cli)
+
+
+@hookimpl
+def register_demos(register):
+    """The model's tab in ``zoo serve`` (zoo_dgcnn/demo.py; imported only when serving)."""
+    register("dgcnn", "zoo_dgcnn.demo:build")

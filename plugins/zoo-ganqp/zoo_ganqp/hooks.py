@@ -111,3 +111,9 @@ def register_commands(cli):
     from .cli import attach
 
     attach(cli)
+
+
+@hookimpl
+def register_demos(register):
+    """The model's tab in ``zoo serve`` (zoo_ganqp/demo.py; imported only when serving)."""
+    register("ganqp", "zoo_ganqp.demo:build")

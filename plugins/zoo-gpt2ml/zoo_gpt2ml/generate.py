@@ -40,6 +40,14 @@ def top_p_filter(logits: torch.Tensor, top_p: float, mode: str = "grover") -> to
     return logits.masked_fill(~keep, float("-inf"))
 
 
+def top_k_filter(logits: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Return ``logits`` [B, V] with all but each row's ``top_k`` largest set to -inf (``top_k`` <= 0: all kept)."""
+    if top_k <= 0 or top_k >= logits.shape[-1]:
+        return logits
+    kth = logits.topk(top_k, dim=-1).values[:, -1:]  # [B, 1]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
 def _as_batch(input_ids, device) -> torch.Tensor:
     if isinstance(input_ids, torch.Tensor):
         ids = input_ids.to(device=device, dtype=torch.long)
@@ -57,7 +65,7 @@ def generate(model, input_ids, max_new_tokens: int = 64, *, top_p: float = 0.95,
              seed: int | None = None, top_p_mode: str = "grover", eos_token_id: int | None = 102,
              ignore_ids: Sequence[int] = (0,), num_samples: int = 1, min_new_tokens: int = 0,
              streamer: Callable[[torch.Tensor], None] | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, top_k: int = 0) -> torch.Tensor:
     """Sample up to ``max_new_tokens`` tokens after ``input_ids`` ([T], [B, T] or a list of ids).
 
     ``num_samples`` repeats each prompt row that many times (batch sampling).
@@ -67,7 +75,8 @@ def generate(model, input_ids, max_new_tokens: int = 64, *, top_p: float = 0.95,
     samples ``eos_token_id`` (kept in the output), once it has at least
     ``min_new_tokens`` new tokens; before that, EOS is masked. ``streamer`` is
     called after every step with the new tokens [B] (rows already finished get
-    ``-1``). Returns the prompts followed by their continuations, [B, T + n];
+    ``-1``). ``top_k`` > 0 keeps only the k likeliest tokens before the nucleus
+    (the original demo has no top-k: 0). Returns the prompts followed by their continuations, [B, T + n];
     a row that finished early is padded with ``model.config.pad_token_id``.
     """
     if max_new_tokens < 0 or min_new_tokens < 0:
@@ -86,11 +95,11 @@ def generate(model, input_ids, max_new_tokens: int = 64, *, top_p: float = 0.95,
         return _sample(model, _as_batch(input_ids, device), max_new_tokens, top_p=top_p, temperature=temperature,
                        seed=seed, top_p_mode=top_p_mode, eos_token_id=eos_token_id, ignore_ids=ignore_ids,
                        num_samples=num_samples, min_new_tokens=min_new_tokens, streamer=streamer,
-                       generator=generator)
+                       generator=generator, top_k=top_k)
 
 
 def _sample(model, ids, max_new_tokens, *, top_p, temperature, seed, top_p_mode, eos_token_id, ignore_ids,
-            num_samples, min_new_tokens, streamer, generator) -> torch.Tensor:
+            num_samples, min_new_tokens, streamer, generator, top_k=0) -> torch.Tensor:
     """The decoding loop of :func:`generate` (runs under inference mode): prefill, then one token per step."""
     device = ids.device
     if num_samples > 1:
@@ -125,7 +134,7 @@ def _sample(model, ids, max_new_tokens, *, top_p, temperature, seed, top_p_mode,
     for n in range(1, max_new_tokens + 1):
         logits = model(step_input, cache=cache, last_only=True)[:, -1].float()  # [B, V]
         logits = logits / temperature + (banned_early if n <= min_new_tokens else banned)
-        logits = top_p_filter(logits, top_p, top_p_mode)
+        logits = top_p_filter(top_k_filter(logits, top_k), top_p, top_p_mode)
         probs = torch.softmax(logits, dim=-1)
         token = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # [B]
         token = token.masked_fill(finished, model.config.pad_token_id)

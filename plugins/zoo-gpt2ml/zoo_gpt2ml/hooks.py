@@ -47,3 +47,9 @@ def register_commands(cli):
     from .cli import attach
 
     attach(cli)
+
+
+@hookimpl
+def register_demos(register):
+    """The model's tab in ``zoo serve`` (zoo_gpt2ml/demo.py; imported only when serving)."""
+    register("gpt2-ml", "zoo_gpt2ml.demo:build")

@@ -96,3 +96,9 @@ def register_commands(cli):
     from .cli import attach
 
     attach(cli)
+
+
+@hookimpl
+def register_demos(register):
+    """The model's tab in ``zoo serve`` (zoo_images/demo.py; imported only when serving)."""
+    register("lenet", "zoo_images.demo:build")

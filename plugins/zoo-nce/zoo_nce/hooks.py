@@ -93,3 +93,10 @@ def register_commands(cli):
     from .cli import attach
 
     attach(cli)
+
+
+@hookimpl
+def register_demos(register):
+    """The models' tabs in ``zoo serve`` (zoo_nce/demo.py; imported only when serving)."""
+    register("word2vec", "zoo_nce.demo:build_word2vec")
+    register("zhidao-tags", "zoo_nce.demo:build_tags")

@@ -46,3 +46,9 @@ def register_commands(cli):
     from .cli import attach
 
     attach(cli)
+
+
+@hookimpl
+def register_demos(register):
+    """The model's tab in ``zoo serve`` (zoo_nice/demo.py; imported only when serving)."""
+    register("nice", "zoo_nice.demo:build")
