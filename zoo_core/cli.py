@@ -448,6 +448,12 @@ def new_plugin(name, directory):
     click.echo(f"next: pip install -e {folder} && pytest {folder}/tests")
 
 
+# `zoo serve` (zoo_core/serve): click only here; gradio is imported when the command runs
+from .serve.command import serve_command  # noqa: E402
+
+cli.add_command(serve_command)
+
+
 def _load_plugin_commands():
     plugins.add_commands(cli)
 
