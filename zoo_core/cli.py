@@ -195,7 +195,8 @@ def pull(name, source, options):
     """Download a model at its pinned commit and verify every file's sha256.
 
     For models whose weights are not on the Hub, --from converts the original
-    weights you downloaded into the zoo's local store. NAME may also be
+    weights you downloaded into the zoo's local store; without --from, a converter that
+    knows where the originals are published downloads and checks them first. NAME may also be
     hf-hub:ORG/REPO@REVISION (a repo that is not in the catalogue).
     """
     from .registry import get_entry
@@ -210,9 +211,14 @@ def pull(name, source, options):
     entry = get_entry(name)
     if source is None and options:
         raise ZooError("--option only applies with --from", hint=f"zoo pull {entry.id} --from SOURCE --option K=V")
+    from .store import has_local_model
+
+    fetched = source is None and entry.hub is None and not has_local_model(entry.id)  # a converter's own download
     folder = pull_weights(entry.id, source=source, options=_parse_options(options))
     if source is not None:
         click.echo(f"converted {source} -> {folder}")
+    elif entry.hub is None and fetched:
+        click.echo(f"{entry.id}: downloaded, verified and converted -> {folder}")
     elif entry.hub is None:
         click.echo(f"{entry.id} is already in the local store: {folder}")
     else:

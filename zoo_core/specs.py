@@ -97,12 +97,18 @@ class ConverterSpec:
     ``target`` names a function ``convert(source: str, out_dir: Path, **options) -> Path``
     that writes a complete model folder atomically. ``zoo pull NAME --from SOURCE``
     calls the converter whose ``name`` matches the registry entry's ``convert.converter``.
+
+    ``fetch``, if set, names ``fetch(entry, work_dir: Path, *, out_dir: Path, timeout: float | None,
+    options: dict) -> str``, which downloads and verifies the files the converter reads (from
+    where the entry's ``weights.sources`` say) into ``work_dir`` and returns the SOURCE to
+    convert; then a plain ``zoo pull NAME`` fetches and converts (``timeout``: ZOO_PULL_TIMEOUT).
     """
 
     name: str
     target: str
     summary: str = ""
     plugin: str = ""
+    fetch: str = ""
 
     def load(self):
         """Import and return the convert function."""

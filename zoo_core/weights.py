@@ -39,7 +39,9 @@ def pull(name: str, *, source: str | os.PathLike | None = None, options: dict | 
 
     Without ``source``: download the entry's Hub files at the pinned commit and
     verify every sha256 (a no-op when already verified); an entry with no Hub
-    weights returns its local-store folder, or raises saying how to get them.
+    weights returns its local-store folder, or raises saying how to get them;
+    when its converter can fetch its own sources (``ConverterSpec.fetch``),
+    they are downloaded, verified, converted into the local store and removed.
     With ``source``: run the entry's converter on ``source`` (for example a
     TensorFlow checkpoint prefix you downloaded) into the local store;
     ``options`` are passed to the converter on top of the entry's own.
@@ -57,19 +59,44 @@ def pull(name: str, *, source: str | os.PathLike | None = None, options: dict | 
         if not entry.convert:
             raise ZooError(f"{entry.id!r} has no converter, so its weights cannot be made from a source",
                            where=entry.source, hint=f"`zoo info {entry.id}` says how to get its weights")
-        from .plugins import get_converter_spec
-
-        converter = get_converter_spec(entry.convert["converter"]).load()
-        opts = {**entry.convert.get("options", {}), **(options or {})}
-        remove_stale(local_model_dir(entry.id).parent)  # what a conversion killed mid-write left
-        return Path(converter(str(source), local_model_dir(entry.id), **opts))
+        return _convert(entry, source, options)
     if entry.hub is None:
         from .loading import resolve_folder
 
+        if entry.convert and not has_local_model(entry.id) and _converter_spec(entry).fetch:
+            return _fetch_and_convert(entry, options)
         return resolve_folder(entry.id)  # the local folder, or the clear "not published" error
     from . import hub
 
     return hub.pull(entry.hub)
+
+
+def _converter_spec(entry: Entry):
+    from .plugins import get_converter_spec
+
+    return get_converter_spec(entry.convert["converter"])
+
+
+def _convert(entry: Entry, source, options: dict | None) -> Path:
+    converter = _converter_spec(entry).load()
+    opts = {**entry.convert.get("options", {}), **(options or {})}
+    remove_stale(local_model_dir(entry.id).parent)  # what a conversion killed mid-write left
+    return Path(converter(str(source), local_model_dir(entry.id), **opts))
+
+
+def _fetch_and_convert(entry: Entry, options: dict | None) -> Path:
+    """Download an entry's original weights with its converter's ``fetch``, convert them, drop the download."""
+    from .hub.env import pull_timeout
+    from .specs import import_target
+    from .store import zoo_home
+
+    fetch = import_target(_converter_spec(entry).fetch)
+    work = zoo_home() / "downloads" / entry.id  # ours alone: a killed pull resumes from what is here
+    source = fetch(entry, work, out_dir=local_model_dir(entry.id), timeout=pull_timeout(),
+                   options={**entry.convert.get("options", {}), **(options or {})})
+    folder = _convert(entry, source, options)
+    shutil.rmtree(work, ignore_errors=True)  # converted and installed: the original files are not needed
+    return folder
 
 
 @dataclass(frozen=True)

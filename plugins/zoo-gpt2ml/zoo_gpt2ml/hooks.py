@@ -33,11 +33,12 @@ def register_models(register):
 
 @hookimpl
 def register_converters(register):
-    """The converter from the official TensorFlow checkpoints."""
+    """The converter from the official TensorFlow checkpoints, and the download of the released ones."""
     register(ConverterSpec(
         name="gpt2-ml",
         target="zoo_gpt2ml.convert:convert",
         summary="official GPT2_ML TensorFlow checkpoint (model.ckpt-N) -> zoo model folder",
+        fetch="zoo_gpt2ml.fetch:fetch",  # a plain `zoo pull gpt2-ml` downloads the release files first
     ))
 
 
