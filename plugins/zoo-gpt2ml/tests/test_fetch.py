@@ -202,3 +202,18 @@ def test_from_path_still_converts_what_the_user_downloaded(release):
     assert result.exit_code == 0, result.output
     assert release.hosts.requests == []
     assert_matches_tensorflow("gpt2-ml", "clue-h16")
+
+
+def test_a_host_that_ignores_range_gets_the_file_again_from_the_start(release, monkeypatch):
+    for name in release.hosts.env():
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ZOO_GPT2ML_MIRROR", release.hosts.mirror_url)
+    downloads = home() / "downloads" / "gpt2-ml"
+    downloads.mkdir(parents=True)
+    (downloads / f"{DATA}k3j9x0qa.part").write_bytes((FIXTURES / "clue-h16" / DATA).read_bytes()[:1000])
+    release.hosts.fault(DATA, "no-range")
+    result = pull("gpt2-ml")
+    assert result.exit_code == 0, result.output
+    assert "resuming at 1.0 kB" in result.output and f"127.0.0.1 cannot resume {DATA}" in result.output
+    assert [r.range for r in release.hosts.seen(name=DATA)] == [None, "bytes=1000-", None]
+    assert_matches_tensorflow("gpt2-ml", "clue-h16")
