@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 
+from ..errors import ZooError
 from .tab import Settings, Tab, slug
 from .web import gr
 
@@ -86,6 +87,17 @@ def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, max_byt
     if not is_loopback(host):
         print(loud_warning(host, port), file=sys.stderr, flush=True)
     app.queue(max_size=max_queue, default_concurrency_limit=1)
+    try:
+        _launch(app, host, port, max_bytes)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise ZooError(f"cannot listen on {host}:{port}: {exc}", where="--host/--port",
+                       hint="choose another --port (or stop what listens there)") from None
+    print(f"zoo serve: listening on {app.local_url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    if block:
+        app.block_thread()
+
+
+def _launch(app, host: str, port: int, max_bytes: int | None) -> None:
     app.launch(server_name=host, server_port=port, share=False, inbrowser=False, ssr_mode=False, pwa=False,
                mcp_server=False, show_error=True, max_file_size=max_bytes, theme=theme(), css=CSS,
-               prevent_thread_lock=not block, quiet=False, enable_monitoring=False)
+               prevent_thread_lock=True, quiet=True, enable_monitoring=False)

@@ -66,7 +66,7 @@ class Tab:
         self.id = served.name
         self.slug = slug(served.name)
         self.settings = settings or Settings()
-        self.endpoints: list[tuple[str, object, list]] = []  # (api name, wrapped fn, inputs), for the kit's check
+        self.endpoints: list[tuple[str, object, list]] = []  # (api name, the demo's fn, inputs), for the kit's check
         self._on_open: list[tuple[object, list, list]] = []
         self._model = None
         self._error: str | None = None
@@ -110,18 +110,18 @@ class Tab:
     def _status_text(self) -> str:
         name = f"**{self.id}**"
         if self._error:
-            return f"❌ {name} could not be loaded: {self._error}"
+            return f"Could not load {name}: {self._error}"
         if self._model is None:
             return f"{name}: not loaded yet; it loads the first time this tab is used."
         params = sum(p.numel() for p in self._model.parameters())
-        return (f"✅ {name} loaded in {self._loaded_in:.1f} s: {self.served.architecture}, "
-                f"{params / 1e6:.2f} M parameters, on {self.settings.device}.")
+        return (f"Ready: {name} loaded in {self._loaded_in:.1f} s ({self.served.architecture}, "
+                f"{params / 1e6:.2f} M parameters, on {self.settings.device}).")
 
     def _load_with_status(self):
         if self._model is not None:
             yield self._status_text()
             return
-        yield f"⏳ loading **{self.id}** ..."
+        yield f"Loading **{self.id}** ..."
         try:
             self.model()
         except ZooError:
@@ -132,7 +132,7 @@ class Tab:
         yield self._status_text()
 
     def _mark_loading(self):
-        return gr.skip() if self._model is not None else f"⏳ loading **{self.id}** ..."
+        return gr.skip() if self._model is not None else f"Loading **{self.id}** ..."
 
     # -- actions --------------------------------------------------------------------------
 
@@ -157,7 +157,7 @@ class Tab:
         marked = marked.then(run, inputs, outputs, api_name=api_name, api_description=description,
                              preprocess=not uploads, **common)
         marked.then(self._status_text, None, self.status, api_visibility="private", queue=False)
-        self.endpoints.append((api_name, run, inputs))
+        self.endpoints.append((api_name, fn, inputs))
         if on_open:
             self._on_open.append((run, inputs, outputs, not uploads))
         return run

@@ -10,7 +10,8 @@ In a plugin's ``tests/test_contract.py``::
 They check that the plugin imports, that its hooks register well-formed specs
 whose targets import, that its registry entries validate and point at things it
 registers, that every model builds from its tiny config and runs forward, and
-that save -> publish to a loopback Hub -> pull -> load is bit-exact.
+that save -> publish to a loopback Hub -> pull -> load is bit-exact, and that its
+``zoo serve`` demos (if any) build and answer on a tiny model.
 """
 
 from __future__ import annotations
@@ -127,6 +128,13 @@ class ContractTests:
             for x, y in zip(_flatten(a), _flatten(b)):
                 if torch.is_tensor(x):
                     assert torch.equal(x, y), f"{spec.name}: outputs differ after the round trip"
+
+    def test_demos_build_and_answer(self, zoo, tmp_path):
+        """Each ``zoo serve`` tab the plugin registers builds on a tiny model; its endpoints answer or say why."""
+        pytest.importorskip("gradio", reason="zoo serve's demos need the [serve] extra")
+        from zoo_core.serve.check import check_demos
+
+        check_demos(self.plugin, tmp_path)
 
 
 def _flatten(out):

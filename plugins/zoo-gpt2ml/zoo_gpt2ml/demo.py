@@ -24,10 +24,11 @@ def build(tab) -> None:
     prompt = gr.Textbox("今天天气", label="prompt", lines=3, placeholder="中文 text to continue")
     with gr.Row():
         max_new = gr.Slider(1, 1024, value=64, step=1, label="new tokens (at most)")
-        top_k = gr.Slider(0, 200, value=0, step=1, label="top-k (0: off, as in the original demo)")
+        seed = gr.Number(0, label="seed (-1: random)", precision=0, minimum=-1, maximum=2**31 - 1)
+    with gr.Row():
+        top_k = gr.Slider(0, 200, value=0, step=1, label="top-k (0: off, as the original demo)")
         top_p = gr.Slider(0.01, 1.0, value=0.95, step=0.01, label="top-p")
         temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="temperature")
-        seed = gr.Number(0, label="seed (-1: random)", precision=0, minimum=-1, maximum=2**31 - 1)
     go = gr.Button("Generate", variant="primary")
     text = gr.Textbox(label="text", lines=10, interactive=False, elem_classes=["zoo-generated"])
     tab.on([go.click, prompt.submit], partial(generate, tab), [prompt, max_new, top_k, top_p, temperature, seed],
