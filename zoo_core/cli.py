@@ -14,6 +14,7 @@ import click
 
 from . import plugins
 from .errors import ZooError
+from .release import command as release_command
 
 
 class ZooGroup(click.Group):
@@ -462,6 +463,9 @@ cli.add_command(serve_command)
 
 def _load_plugin_commands():
     plugins.add_commands(cli)
+
+
+cli.add_command(release_command)  # zoo_core/release.py: evaluate, push and catalogue the trained models
 
 
 _load_plugin_commands()

@@ -213,10 +213,11 @@ def load_registry_file(path: str | os.PathLike) -> list[Entry]:
     return parse_registry(text, str(path))
 
 
-def _plugin_entries(taken: dict[str, str]) -> list[Entry]:
+def _plugin_entries(taken: dict[str, str], published: frozenset = frozenset()) -> list[Entry]:
     """Every plugin's catalogue entries. A plugin registering an id that is ``taken`` (by the main
     registry or an earlier plugin: id -> where) is reported in ``zoo plugins`` and adds none of its
-    entries; the rest of the catalogue works."""
+    entries; the rest of the catalogue works. A not-published entry whose id is in ``published``
+    (a registry file pins its Hub weights: what ``zoo release`` writes) gives way to that one."""
     from . import plugins
     from .errors import PluginError
 
@@ -235,6 +236,8 @@ def _plugin_entries(taken: dict[str, str]) -> list[Entry]:
             raise RegistryError(f"register_registry_entries got {type(item).__name__}",
                                 hint="register a YAML file path or one entry dict")
         for e in new:
+            if e.hub is None and e.id in published:
+                continue
             where = taken.get(e.id) or next((s.source for s in staged if s.id == e.id), None)
             if where is not None:
                 raise PluginError(f"catalogue id {e.id!r} is taken (defined at {where}); this plugin's entries "
@@ -268,10 +271,11 @@ def catalogue() -> dict[str, Entry]:
     plugin's entry whose id is taken is skipped, and the plugin reported (``zoo plugins``).
     """
     entries = list(load_registry_file(MAIN_REGISTRY)) if MAIN_REGISTRY.exists() else []
-    entries += _plugin_entries({e.id: e.source for e in entries})
     user = [p for p in os.environ.get(USER_REGISTRY_ENV, "").split(os.pathsep) if p] + _extra_files
-    for path in user:
-        entries += load_registry_file(path)
+    user_entries = [e for path in user for e in load_registry_file(path)]
+    published = frozenset(e.id for e in entries + user_entries if e.hub is not None)
+    entries += _plugin_entries({e.id: e.source for e in entries}, published)
+    entries += user_entries
     table: dict[str, Entry] = {}
     for e in entries:
         if e.id in table:

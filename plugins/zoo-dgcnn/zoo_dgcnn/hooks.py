@@ -46,6 +46,12 @@ def register_models(register):
         summary="DGCNN (Su 2018/2019): dilated gated convolutions + attention pooling reading comprehension",
         tiny_config=dict(TINY_CONFIG)))
 
+# What `zoo release` must not publish, and why (the data's terms).
+NOT_REDISTRIBUTABLE = {
+    "dgcnn-sogou": "trained on SogouQA (CIPS-SOGOU 2017 competition data) and WebQA (Baidu), handed out for "
+                   "research and the competition only, with no licence to redistribute them or models made from them",
+}
+
 
 @hookimpl
 def register_datasets(register):
@@ -76,7 +82,9 @@ def register_registry_entries(register):
             "links": {"blog": BLOG_2019, "source": SOURCE},
             "metrics": [], "hub": None, "recipe": entry_id,
             "weights": {"status": "not-published", "how": "train",
-                        "instructions": f"{how}; then `zoo answer {entry_id} QUESTION --passage TEXT ...`."},
+                        "instructions": f"{how}; then `zoo answer {entry_id} QUESTION --passage TEXT ...`.",
+                        **({"no_redistribution": NOT_REDISTRIBUTABLE[entry_id]} if entry_id in NOT_REDISTRIBUTABLE
+                           else {})},
         })
 
 

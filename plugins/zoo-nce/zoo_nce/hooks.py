@@ -74,6 +74,11 @@ ENTRIES = {
                     "dataset_options='{\"path\": \"zhidao.json.gz\"}'`"),
 }
 
+# What `zoo release` must not publish, and why (the data's terms).
+NOT_REDISTRIBUTABLE = {
+    "zhidao-tags": "trained on the Baidu Zhidao corpus, which is shared for research use only (kexue.fm/archives/5067)",
+}
+
 
 @hookimpl
 def register_registry_entries(register):
@@ -83,7 +88,9 @@ def register_registry_entries(register):
             "id": entry_id, "architecture": architecture, "plugin": "nce", "task": task, "summary": summary,
             "license": "Apache-2.0", "links": {"blog": "https://kexue.fm/archives/5617"}, "metrics": [],
             "hub": None, "recipe": entry_id,
-            "weights": {"status": "not-published", "how": "train", "instructions": how},
+            "weights": {"status": "not-published", "how": "train", "instructions": how,
+                        **({"no_redistribution": NOT_REDISTRIBUTABLE[entry_id]} if entry_id in NOT_REDISTRIBUTABLE
+                           else {})},
         })
 
 

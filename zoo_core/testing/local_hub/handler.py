@@ -326,7 +326,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             raise HubError(404, f"Not Found: {unquote(self._raw_path)}")
 
-        if action in ("info", "revision") and method == "GET":
+        if action in ("info", "revision") and method in ("GET", "HEAD"):  # a mirror (olah) HEADs a repo to probe it
             rev = unquote(args[0]) if args else "main"
             return self._repo_info(repo_type, repo_id, rev)
         if action == "tree" and method == "GET":
