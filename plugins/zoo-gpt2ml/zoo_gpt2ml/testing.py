@@ -5,8 +5,8 @@
 - ``drive.google.com``: ``/uc?id=ID`` redirects (303) to ``drive.usercontent.google.com``;
 - ``drive.usercontent.google.com``: ``/download?id=ID&export=download`` answers Drive's
   "Virus scan warning" page (a ``download-form`` with ``id``, ``export``, ``confirm`` and a
-  fresh ``uuid``) for a large file, then serves the bytes once the form comes back with
-  that uuid (``Content-Disposition``, ``Last-Modified``, HTTP Range); an unknown id is
+  fresh ``uuid`` and ``at`` token) for a large file, then serves the bytes once the form comes
+  back with them (``Content-Disposition``, ``Last-Modified``, HTTP Range); an unknown id is
   Drive's 404 page, a quota fault its "Too many users" page;
 - ``github.com``: ``/OWNER/REPO/releases/download/TAG/NAME`` redirects (302) to a signed,
   expiring URL on ``release-assets.githubusercontent.com``, which serves the asset (ETag,
@@ -57,7 +57,8 @@ VIRUS_SCAN_PAGE = (  # Drive's confirmation page for files too large to scan, on
     '<input type="submit" id="uc-download-link" class="goog-inline-block jfk-button jfk-button-action" '
     'value="Download anyway"/><input type="hidden" name="id" value="{id}"><input type="hidden" name="export" '
     'value="download"><input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" '
-    'value="{uuid}"></form></div></div><div class="uc-footer"><hr class="uc-footer-divider"></div></body></html>\n')
+    'value="{uuid}"><input type="hidden" name="at" value="{at}"></form></div></div><div class="uc-footer">'
+    '<hr class="uc-footer-divider"></div></body></html>\n')
 QUOTA_PAGE = (
     '<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body><div class="uc-main">'
     '<div id="uc-text"><p class="uc-error-caption">Sorry, you can\'t view or download this file at this time.</p>'
@@ -106,7 +107,7 @@ class ReleaseHosts:
         self.assets: dict[tuple[str, str, str], str] = {}  # (owner/repo, tag, name) -> name
         self.faults: dict[str, Fault] = {}
         self.requests: list[Request] = []
-        self.uuids: set[str] = set()
+        self.uuids: dict[str, str] = {}  # uuid of a confirmation page -> its "at" token
         self.secret = secrets.token_bytes(16)
         self.released = threading.Event()  # set at close: stalled responses end
         self.lock = threading.Lock()
@@ -289,13 +290,13 @@ def _handler(hosts: ReleaseHosts):
                 return self._send(404, NOT_FOUND_PAGE.encode(), "text/html; charset=utf-8")
             if fault and fault.kind == "quota":
                 return self._send(200, QUOTA_PAGE.encode(), "text/html; charset=utf-8")
-            if query.get("confirm") != "t" or query.get("uuid") not in hosts.uuids:
-                token = str(uuidlib.uuid4())
-                hosts.uuids.add(token)
+            if query.get("confirm") != "t" or hosts.uuids.get(query.get("uuid")) != query.get("at"):
+                token, at = str(uuidlib.uuid4()), f"AKk{secrets.token_urlsafe(18)}:{int(time.time() * 1000)}"
+                hosts.uuids[token] = at
                 size = hosts.files[name].stat().st_size
                 page = VIRUS_SCAN_PAGE.format(id=html.escape(query["id"]), name=html.escape(name),
                                               size=f"{size / 2**30:.1f}G" if size > 2**30 else f"{size // 1024}K",
-                                              uuid=token)
+                                              uuid=token, at=at)
                 return self._send(200, page.encode(), "text/html; charset=utf-8")
             self._serve(name, "application/octet-stream", disposition=True)
 
