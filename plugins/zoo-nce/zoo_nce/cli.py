@@ -44,6 +44,9 @@ def attach(cli: click.Group) -> None:
         @click.option("-n", "--topn", default=10, show_default=True)
         def similar(model_ref, word, topn):
             """Print the nearest neighbours of WORD by cosine similarity."""
+            if topn < 1:
+                raise ZooError(f"-n/--topn must be at least 1, not {topn}", where="-n/--topn",
+                               hint="give how many neighbours to print, e.g. -n 10")
             model = _load_word2vec(model_ref)
             for other, sim in model.most_similar(word, topn):
                 click.echo(f"{sim:.4f}\t{other}")

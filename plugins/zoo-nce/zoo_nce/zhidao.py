@@ -24,7 +24,9 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -69,6 +71,118 @@ class Malformed:
         return f"{self.count} malformed record(s) skipped{more}:\n  " + "\n  ".join(self.examples)
 
 
+MAX_DEPTH = 32  # a record is {url, question, tags: [...]}: 3 levels inside the list; 32 leaves room for extra fields
+MAX_RECORD_BYTES = 1 << 20  # a real record is ~200 bytes; one past 1 MiB is not a question
+_CHUNK = 1 << 16
+_OPEN, _CLOSE, _QUOTE, _BACKSLASH = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8), 34, 92
+_BETWEEN = np.frombuffer(b",[]{} \t\r\n", np.uint8)  # bytes that may stand between two records of the list
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class _TooLong(Exception):
+    pass
+
+
+class _Guard:
+    """A byte stream that refuses JSON nested deeper than MAX_DEPTH or a list item longer than MAX_RECORD_BYTES.
+
+    ijson's C parser keeps one prefix string per open level, each as long as
+    the level is deep, so a small file nested 200,000 deep takes memory in the
+    square of its depth; and it holds a whole string or number token in memory.
+    This wrapper follows the nesting (outside strings, escapes included) at
+    numpy speed as the parser reads, and stops both before they start.
+    """
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.depth = 0
+        self.in_string = False
+        self.backslashes = 0  # the run of backslashes that ended the previous chunk
+        self.record_bytes = 0  # bytes since the list was last between two records
+        self.max_depth = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(_CHUNK if n is None or n < 0 else n)
+        if data:
+            self._follow(np.frombuffer(data, np.uint8))
+        return data
+
+    def _follow(self, a: np.ndarray) -> None:
+        n = a.size
+        idx = np.arange(n, dtype=np.int32)
+        bs = a == _BACKSLASH
+        # the run of backslashes just before each position (the previous chunk's trailing run carried over)
+        last_other = np.maximum.accumulate(np.where(bs, -1, idx))
+        before = np.empty(n, dtype=np.int32)
+        before[0] = self.backslashes
+        run_end = idx[:-1] - last_other[:-1]  # backslashes ending at i (0 when a[i] is not one)
+        if n > 1:
+            carried = (last_other[:-1] < 0) * self.backslashes
+            before[1:] = run_end + carried
+        quote = (a == _QUOTE) & (before % 2 == 0)
+        quotes_before = np.cumsum(quote, dtype=np.int32) - quote  # unescaped quotes strictly before i
+        inside = ((quotes_before + self.in_string) % 2 == 1) | quote  # a quote belongs to its string
+        step = np.isin(a, _OPEN).astype(np.int32) - np.isin(a, _CLOSE)
+        step[inside] = 0
+        depth = self.depth + np.cumsum(step, dtype=np.int32)
+        self.max_depth = max(self.max_depth, int(depth.max()))
+        if self.max_depth > MAX_DEPTH:
+            raise _TooDeep
+        between = ~inside & (depth <= 1) & np.isin(a, _BETWEEN)
+        hits = np.flatnonzero(between)
+        self.record_bytes = n - 1 - int(hits[-1]) if hits.size else self.record_bytes + n
+        if self.record_bytes > MAX_RECORD_BYTES:
+            raise _TooLong
+        self.depth = int(depth[-1])
+        self.in_string = bool((int(quote.sum()) + self.in_string) % 2)
+        last = int(last_other[-1])
+        self.backslashes = n - 1 - last if last >= 0 else self.backslashes + n
+
+
+_NONBLANK = re.compile(rb"[^ \t\r\n]")
+
+
+def _lines(stream) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) of each non-blank line; None for a line longer than MAX_RECORD_BYTES (never held).
+
+    Runs of blank lines are skipped at C speed (a 1 GiB run of newlines takes seconds, not minutes).
+    """
+    lineno, pending, too_long = 1, bytearray(), False
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            break
+        pos, end_of_chunk = 0, len(chunk)
+        while pos < end_of_chunk:
+            if not pending and not too_long:
+                m = _NONBLANK.search(chunk, pos)
+                start = m.start() if m else end_of_chunk
+                lineno += chunk.count(b"\n", pos, start)
+                pos = start
+                if m is None:
+                    break
+            end = chunk.find(b"\n", pos)
+            stop = end if end >= 0 else end_of_chunk
+            if not too_long:
+                if len(pending) + stop - pos > MAX_RECORD_BYTES:
+                    too_long = True
+                    pending.clear()
+                else:
+                    pending += chunk[pos:stop]
+            if end < 0:
+                break
+            yield lineno, None if too_long else bytes(pending)
+            pending.clear()
+            too_long = False
+            lineno += 1
+            pos = end + 1
+    if pending or too_long:
+        yield lineno, None if too_long else bytes(pending)
+
+
 def _open_binary(path: Path):
     """The decompressed byte stream of ``path`` (plain, .gz, or the single JSON member of a .zip)."""
     if path.suffix == ".gz":
@@ -97,49 +211,112 @@ def _validate(obj) -> Record | str:
     return Record(url, question, tuple(tags))
 
 
+def _not_utf8(path: Path, where: str, raw: bytes | None = None) -> ZooError:
+    guess = ""
+    if raw is not None:
+        try:
+            raw.decode("gbk")
+            guess = " (it reads as GBK)"
+        except UnicodeDecodeError:
+            pass
+    return ZooError(f"{path} is not UTF-8{guess}: {where} holds bytes that are not UTF-8 text",
+                    where=str(path), hint=f"the Zhidao files are UTF-8; convert it first, e.g. "
+                                          f"`iconv -f GBK -t UTF-8 {path.name} > utf8-{path.name}`")
+
+
+def _damaged(path: Path, exc: BaseException) -> ZooError:
+    kind = {".gz": "gzip", ".zip": "zip"}.get(path.suffix, "")
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, EOFError):
+        detail = "it ends before the end of its compressed data (truncated)"
+    what = f"{path} cannot be read as {kind + ' ' if kind else ''}data: {detail}"
+    check = {"gzip": f"`gzip -t {path.name}`", "zip": f"`unzip -t {path.name}`"}.get(kind)
+    return ZooError(what, where=str(path), hint="the file is damaged, truncated or not what its name says: download it "
+                                                 "again" + (f" (check it with {check})" if check else ""))
+
+
 def iter_records(path, malformed: Malformed | None = None) -> Iterator[Record]:
     """Stream the records of a Zhidao file (JSON list or JSON Lines; plain, .gz or .zip) in constant memory.
 
     Malformed records are skipped and added to ``malformed`` (pass one to read
-    the report afterwards).
+    the report afterwards). Memory stays bounded for any input: a JSON Lines
+    line longer than MAX_RECORD_BYTES is a malformed record (skipped without
+    being held); in a JSON list, a record longer than that or nesting deeper
+    than MAX_DEPTH is an error (the list cannot be resynchronised). A file that
+    is not UTF-8, or a damaged ``.gz`` / ``.zip``, is an error naming the file.
     """
-    import ijson
-
     path = Path(path)
     if not path.is_file():
         raise ZooError(f"Zhidao file {path} does not exist",
                        hint="download the corpus (kexue.fm/archives/5067) or write synthetic data with "
                             "`zoo nce synthetic-zhidao`")
     malformed = malformed if malformed is not None else Malformed(str(path))
-    with _open_binary(path) as raw:
-        stream = io.BufferedReader(raw) if not hasattr(raw, "peek") else raw
-        head = stream.peek(64)[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
-        if head.startswith(b"["):
-            index = 0
-            try:
-                for index, obj in enumerate(ijson.items(stream, "item", use_float=True)):
-                    rec = _validate(obj)
-                    if isinstance(rec, str):
-                        malformed.add(f"record {index}", rec)
-                    else:
-                        yield rec
-            except ijson.JSONError as exc:
-                raise ZooError(f"{path}: the JSON list breaks after record {index}: {exc}",
-                               hint="the file is truncated or corrupt; download it again") from None
+    try:
+        with _open_binary(path) as raw:
+            stream = io.BufferedReader(raw) if not hasattr(raw, "peek") else raw
+            head = stream.peek(64)[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+            if head.startswith(b"["):
+                yield from _list_records(path, stream, malformed)
+            else:
+                yield from _line_records(path, stream, malformed)
+    except (EOFError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile) as exc:
+        raise _damaged(path, exc) from None
+    except OSError as exc:
+        raise ZooError(f"{path} cannot be read: {exc.strerror or exc}", where=str(path),
+                       hint="check the file and its permissions") from None
+
+
+def _list_records(path: Path, stream, malformed: Malformed) -> Iterator[Record]:
+    import ijson
+
+    index = 0
+    guard = _Guard(stream)
+    try:
+        for index, obj in enumerate(ijson.items(guard, "item", use_float=True)):
+            rec = _validate(obj)
+            if isinstance(rec, str):
+                malformed.add(f"record {index}", rec)
+            else:
+                yield rec
+    except _TooDeep:
+        raise ZooError(f"{path}: the JSON after record {index} is nested more than {MAX_DEPTH} levels deep: "
+                       "not a Zhidao record", where=str(path),
+                       hint="a record is {\"url\", \"question\", \"tags\": [...]}; check what wrote the file") from None
+    except _TooLong:
+        raise ZooError(f"{path}: the record after record {index} is longer than {MAX_RECORD_BYTES >> 20} MiB: "
+                       "not a Zhidao question", where=str(path),
+                       hint="check what wrote the file (a real record is a few hundred bytes)") from None
+    except ijson.JSONError as exc:
+        if b"UTF8" in str(exc).encode() or "UTF8" in repr(exc):
+            raise _not_utf8(path, f"the text after record {index}") from None
+        raise ZooError(f"{path}: the JSON list breaks after record {index}: {exc}",
+                       hint="the file is truncated or corrupt; download it again") from None
+
+
+def _line_records(path: Path, stream, malformed: Malformed) -> Iterator[Record]:
+    for lineno, line in _lines(stream):
+        if line is None:
+            malformed.add(f"line {lineno}", f"longer than {MAX_RECORD_BYTES >> 20} MiB (not read)")
+            continue
+        if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _not_utf8(path, f"line {lineno}", line) from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            malformed.add(f"line {lineno}", f"not JSON ({exc.msg})")
+            continue
+        except RecursionError:
+            malformed.add(f"line {lineno}", "nested too deep")
+            continue
+        rec = _validate(obj)
+        if isinstance(rec, str):
+            malformed.add(f"line {lineno}", rec)
         else:
-            for lineno, line in enumerate(io.TextIOWrapper(stream, encoding="utf-8", errors="replace"), 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    malformed.add(f"line {lineno}", f"not JSON ({exc.msg})")
-                    continue
-                rec = _validate(obj)
-                if isinstance(rec, str):
-                    malformed.add(f"line {lineno}", rec)
-                else:
-                    yield rec
+            yield rec
 
 
 def split_of(url: str, validation: float = 0.01, test: float = 0.01) -> str:
