@@ -295,7 +295,8 @@ def test_eval_every_steps_validates_at_those_steps_and_at_the_end(zoo_plugins, t
         return original(self, model, loader)
 
     monkeypatch.setattr(toy_plugin.ToyStep, "evaluate", counting)
-    _fit(zoo_plugins, "toy-fit", tmp_path, epochs=2, eval_every_steps=3, eval_batch_size=16, eval_max_batches=2)
+    _fit(zoo_plugins, "toy-fit", tmp_path, epochs=2, eval_every_steps=3, eval_batch_size=16, eval_max_batches=2,
+         keep_checkpoints=2)
     history = json.loads((tmp_path / "metrics.json").read_text())["history"]
     assert [h["step"] for h in history] == [3, 6, 9, 12, 15, 16]
     assert seen == [(2, 2, False)] * 6  # capped at 2 of the 4 validation batches, in eval mode

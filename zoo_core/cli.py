@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -26,6 +27,26 @@ class ZooGroup(click.Group):
         except ZooError as exc:
             click.echo(f"Error: {exc.render()}", err=True)
             ctx.exit(1)
+        except ModuleNotFoundError as exc:  # an environment without a package some code needs: say which
+            if not exc.name:
+                raise
+            missing = ZooError(f"the Python package {exc.name!r} is not installed, and this command needs it",
+                               where=_importer(exc),
+                               hint=f"pip install {exc.name.partition('.')[0]} (and tell the maintainers of "
+                                    "the package that imported it: it should declare it)")
+            click.echo(f"Error: {missing.render()}", err=True)
+            ctx.exit(1)
+
+
+def _importer(exc: BaseException) -> str | None:
+    """The file of the innermost frame of a traceback that is not importlib's: who imported the missing module."""
+    tb, where = exc.__traceback__, None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if not name.startswith("<frozen"):
+            where = f"{name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
 
 
 @click.group(cls=ZooGroup)
@@ -131,6 +152,10 @@ def info(name, as_json):
         size = sum(f.size for f in entry.hub.files)
         click.echo(f"  hub: {entry.hub.repo_id} @ {entry.hub.revision} ({len(entry.hub.files)} files,"
                    f" {size / 1e6:.1f} MB)    state: {data['state']}")
+    elif entry.package:
+        size = sum(f.size for f in entry.package.files)
+        click.echo(f"  weights: ship with the package {entry.package.module} ({entry.package.path}, "
+                   f"{len(entry.package.files)} files, {size / 1e6:.1f} MB)    state: {data['state']}")
     else:
         click.echo(f"  weights: not on the Hub ({entry.weights.get('how')})    state: {data['state']}")
         if entry.weights.get("instructions"):
@@ -218,6 +243,9 @@ def pull(name, source, options):
     folder = pull_weights(entry.id, source=source, options=_parse_options(options))
     if source is not None:
         click.echo(f"converted {source} -> {folder}")
+    elif entry.package is not None:
+        click.echo(f"{entry.id} ships with the installed package {entry.package.module}: already there, "
+                   f"verified {len(entry.package.files)} files -> {folder}")
     elif entry.hub is None and fetched:
         click.echo(f"{entry.id}: downloaded, verified and converted -> {folder}")
     elif entry.hub is None:
@@ -330,6 +358,62 @@ def cache_rm(name, yes):
     click.echo(f"removed {entry.id}: {freed / 1e6:.1f} MB freed")
 
 
+# -- run folders -------------------------------------------------------------------------
+
+
+@cli.group("runs", invoke_without_command=True)
+@click.option("--dir", "root", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Where to look for run folders.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def runs(ctx, root, as_json):
+    """Training run folders (zoo train --out; default runs/NAME) with their size on disk; `zoo runs rm` removes."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .runs import describe_holder, find_runs, run_info
+
+    infos = [run_info(folder) for folder in find_runs(root)]
+    if as_json:
+        click.echo(json.dumps([i.to_json() for i in infos], indent=2))
+        return
+    if not infos:
+        click.echo(f"no run folders under {root}")
+        return
+    import time
+
+    headers = ["size", "checkpoints", "step", "best", "modified", "path"]
+    table = []
+    for i in infos:
+        best = f"{i.best['metric']}={i.best['value']:.5g}" if i.best and isinstance(i.best.get("value"), float) \
+            else "-"
+        ck = f"{i.checkpoints} ({i.checkpoint_size / 1e6:.1f} MB)" if i.checkpoints else "0"
+        path = str(i.path) + (f"  [in use: {describe_holder(i.holder)}]" if i.holder else "")
+        table.append([f"{i.size / 1e6:.1f} MB", ck, "-" if i.step is None else str(i.step), best,
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(i.modified)) if i.modified else "-", path])
+    widths = [max(len(h), *(len(row[k]) for row in table)) for k, h in enumerate(headers[:-1])]
+    for row in [headers, *table]:
+        click.echo("  ".join(f"{cell:>{w}}" if k == 0 else f"{cell:<{w}}" for k, (cell, w) in
+                             enumerate(zip(row, widths))) + "  " + row[-1])
+    click.echo(f"{sum(i.size for i in infos) / 1e6:.1f} MB in {len(infos)} run folder(s); "
+               "`zoo runs rm PATH` removes one (--checkpoints-only keeps its model, log and metrics)")
+
+
+@runs.command("rm")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--checkpoints-only", is_flag=True, help="Remove only checkpoints/ (the run cannot be resumed).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask.")
+def runs_rm(folders, checkpoints_only, yes):
+    """Remove run folders (or only their checkpoints); a run in progress is refused."""
+    from .runs import remove_run
+
+    for folder in folders:
+        what = f"the checkpoints of {folder}" if checkpoints_only else f"the run folder {folder}"
+        if not yes:
+            click.confirm(f"remove {what}?", abort=True)
+        freed = remove_run(folder, checkpoints_only=checkpoints_only)
+        click.echo(f"removed {what}: {freed / 1e6:.1f} MB freed")
+
+
 # -- training ----------------------------------------------------------------------------
 
 
@@ -345,7 +429,10 @@ def _train_options(f):
                           "(sets dataset_options.root)."),
         click.option("--limit-train", type=int, help="Use only the first N training examples."),
         click.option("--limit-eval", type=int, help="Use only the first N evaluation examples."),
-        click.option("--checkpoint-every", type=int), click.option("--log-every", type=int),
+        click.option("--checkpoint-every", type=int),
+        click.option("--keep-checkpoints", type=int,
+                     help="How many of the newest checkpoints to keep (default 1: all a resume needs; 0: all)."),
+        click.option("--log-every", type=int),
         click.option("--threads", type=int, help="torch threads per process (1 is fastest on a busy machine)."),
         click.option("--no-resume", is_flag=True, help="Start over even if OUT has checkpoints."),
         click.option("--accept-changes", is_flag=True,
@@ -363,7 +450,7 @@ def _train_config(recipe, kwargs):
     values = dict(recipe.defaults)
     values.setdefault("out", f"runs/{recipe.name}")
     for key in ("out", "epochs", "max_steps", "batch_size", "lr", "seed", "device", "limit_train", "limit_eval",
-                "checkpoint_every", "log_every", "threads"):
+                "checkpoint_every", "keep_checkpoints", "log_every", "threads"):
         if kwargs.get(key) is not None:
             values[key] = kwargs[key]
     if kwargs.get("no_resume"):
@@ -397,7 +484,43 @@ def train(name, no_install, model_sets, **kwargs):
     if no_install:
         config.install = False
     folder = run_recipe(recipe, config)
-    click.echo(f"best model: {folder}")
+    for line in _run_summary(Path(config.out), folder, installed=folder != Path(config.out) / "model"):
+        click.echo(line)
+
+
+def _figures(record: dict | None) -> str:
+    skip = {"epoch", "step", "time", "train_seconds", "split"}
+    return " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in (record or {}).items()
+                    if k not in skip)
+
+
+def _run_summary(out: Path, model: Path, installed: bool) -> list[str]:
+    """What `zoo train` says at the end: the best and last validation, the time, and where everything is."""
+    from .progress import _clock_text
+    from .runs import run_info
+
+    try:
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        metrics = {}
+    lines = []
+    if metrics.get("elapsed") is not None:
+        spent = f"{_clock_text(metrics['elapsed'])} of wall time"
+        if metrics.get("eval_seconds"):
+            spent += f" ({_clock_text(metrics['eval_seconds'])} of it validating)"
+        lines.append(f"trained {metrics.get('steps', '?')} steps in {spent}, summed over resumed runs")
+    best, last = metrics.get("best"), metrics.get("last")
+    if best:
+        lines.append(f"best validation (step {best['step']}, by {best['metric']}): {_figures(best['metrics'])}")
+    if last and (not best or last.get("step") != best.get("step")):
+        lines.append(f"last validation (step {last.get('step')}): {_figures(last)}")
+    info = run_info(out)
+    kept = f"{info.checkpoints} checkpoint(s) for resuming, {info.checkpoint_size / 1e6:.1f} MB" \
+        if info.checkpoints else "no checkpoints"
+    lines.append(f"run folder: {out} ({info.size / 1e6:.1f} MB: log.jsonl, metrics.json, model/, {kept}; "
+                 f"`zoo runs rm {out}` removes it)")
+    lines.append(f"best model: {model}" + (" (installed in the zoo's store)" if installed else ""))
+    return lines
 
 
 def _default_model(recipe_name: str) -> str:

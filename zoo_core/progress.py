@@ -5,6 +5,11 @@ file, a pipe) carriage-return redraws would land as hundreds of lines, so it
 prints one plain line now and then instead: when another ``every_fraction`` of
 the run is done or ``every_seconds`` have passed since the last line,
 whichever comes first, plus one at the end.
+
+The figures after the count are the current ones: ``update(postfix=...)``
+takes a function that gives them, called only when they are shown (each
+plain line; the bar at most every ``postfix_seconds``), so a caller whose
+figures cost something to read (a loss on the GPU) pays only then.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ class Progress:
 
     def __init__(self, total: int, *, initial: int = 0, desc: str = "", unit: str = "step",
                  stream: TextIO | None = None, tty: bool | None = None, every_fraction: float = 0.1,
-                 every_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic):
+                 every_seconds: float = 30.0, postfix_seconds: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic):
         self.stream = stream if stream is not None else sys.stderr
         if tty is None:
             isatty = getattr(self.stream, "isatty", None)
@@ -39,6 +45,8 @@ class Progress:
         self.total, self.n, self.desc, self.unit = int(total), int(initial), desc, unit
         self.postfix: dict = {}
         self._clock = clock
+        self._source: Callable[[], dict] | None = None  # the latest update's figures, not yet read
+        self._postfix_seconds, self._postfix_t = float(postfix_seconds), float("-inf")
         self._bar = None
         self._closed = False
         if tty:
@@ -52,15 +60,25 @@ class Progress:
         self._start_n, self._start_t = self.n, clock()
         self._last_n, self._last_t = self.n, self._start_t
 
-    def update(self, n: int = 1) -> None:
-        """Record ``n`` more units done."""
+    def update(self, n: int = 1, postfix: Callable[[], dict] | None = None) -> None:
+        """Record ``n`` more units done; ``postfix`` gives the figures as of now, read when they are shown."""
         self.n += n
+        if postfix is not None:
+            self._source = postfix
+        now = self._clock()
         if self._bar is not None:
+            if self._source is not None and now - self._postfix_t >= self._postfix_seconds:
+                self._read_postfix(now)
             self._bar.update(n)
             return
-        now = self._clock()
         if self.n - self._last_n >= self._every_n or now - self._last_t >= self._every_s:
+            self._read_postfix(now)
             self._line(now)
+
+    def _read_postfix(self, now: float) -> None:
+        if self._source is not None:
+            self.set_postfix(self._source())
+            self._source, self._postfix_t = None, now
 
     def set_postfix(self, values: dict) -> None:
         """Figures shown after the count (the latest logged losses, say)."""
@@ -80,6 +98,7 @@ class Progress:
         if self._closed:
             return
         self._closed = True
+        self._read_postfix(self._clock())
         if self._bar is not None:
             self._bar.close()
         elif self.n != self._last_n:

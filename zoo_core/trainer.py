@@ -15,8 +15,15 @@ store; ``evaluate(NAME, model)`` scores a model with the recipe's metrics.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,7 @@ from .checkpoint import TrainState, seed_everything
 from .ema import EMA
 from .errors import ZooError
 from .files import remove_stale, write_text
+from .runs import RunLock
 
 __all__ = ["Control", "TrainConfig", "TrainStep", "Trainer", "Update", "evaluate", "seed_everything", "train"]
 
@@ -60,7 +68,7 @@ class TrainConfig:
     device: str = "auto"
     log_every: int = 50
     checkpoint_every: int = 500  # steps; a checkpoint is also written after every epoch and validation
-    keep_checkpoints: int = 2  # the newest N; 0 keeps all
+    keep_checkpoints: int = 1  # the newest N (resume needs only the newest: each is written whole); 0 keeps all
     eval_every: int | None = 1  # epochs; None or 0: only at the end (unless eval_every_steps)
     eval_every_steps: int | None = None  # steps; replaces the epoch schedule when set
     max_train_seconds: float | None = None  # stop once training (validation excluded) took this long
@@ -143,7 +151,7 @@ _RANGE_HINTS = {"batch_size": "e.g. --batch-size 64", "lr": "e.g. --lr 0.001",
 def _option(name: str) -> str:
     """How a user sets ``name``: its own option, or --set."""
     own = {"out", "epochs", "max_steps", "batch_size", "lr", "seed", "device", "limit_train", "limit_eval",
-           "checkpoint_every", "log_every", "threads"}
+           "checkpoint_every", "keep_checkpoints", "log_every", "threads"}
     return f"--{name.replace('_', '-')}" if name in own else f"--set {name}=..."
 
 
@@ -398,6 +406,7 @@ class _Run:
     log: Any = None
     out_of_time: bool = False  # max_train_seconds reached (rank 0's clock, for every process)
     eval_due_by_time: bool = False  # eval_every_seconds passed another multiple at this step
+    interrupt: Any = None  # _Interrupt: a Ctrl-C asked to stop after this step (single process only)
 
     @property
     def finished(self) -> bool:
@@ -479,18 +488,38 @@ class Trainer:
     latest_checkpoint = staticmethod(ckpt.latest_checkpoint)
 
     def fit(self) -> Path:
-        """Train (or resume); return the best model's folder, ``OUT/model``."""
+        """Train (or resume); return the best model's folder, ``OUT/model``.
+
+        The run folder is locked while the run goes: a second run into it is a
+        ZooError naming the first. In a single process, Ctrl-C finishes the
+        step, saves a checkpoint and then raises KeyboardInterrupt; a second
+        Ctrl-C stops at once.
+        """
+        out = Path(self.config.out)
+        check_run_folder(out)
+        first = int(os.environ.get("RANK", "0")) == 0  # before the process group exists: torchrun's rank
+        with RunLock(out) if first else contextlib.nullcontext():
+            return self._fit()
+
+    def _fit(self) -> Path:
         run = self._prepare()
         try:
+            if run.world == 1:
+                run.interrupt = _Interrupt.install()
             while not run.finished:
                 self._train_epoch(run)
         finally:
+            if run.interrupt is not None:
+                run.interrupt.restore()
             if run.progress is not None:
                 run.progress.close()
             if run.log is not None:
                 run.log.close()
         if run.rank == 0:
-            record = {"best": run.state.best_record(run.step.monitor), "history": run.state.history}
+            st = run.state
+            record = {"best": st.best_record(run.step.monitor), "last": st.history[-1] if st.history else None,
+                      "steps": st.step, "elapsed": round(st.tick(), 3), "eval_seconds": round(st.eval_seconds, 3),
+                      "history": st.history}
             write_text(run.out / ckpt.METRICS_NAME, json.dumps(record, indent=2) + "\n")
         dist.barrier()
         return run.out / ckpt.BEST_NAME
@@ -605,6 +634,8 @@ class Trainer:
 
         found = ckpt.checkpoints(run.out) if self.config.resume else []
         if not found:
+            if run.rank == 0:
+                self._start_fresh(run)
             return
         loaded, damaged = None, []
         for folder in reversed(found):
@@ -647,7 +678,23 @@ class Trainer:
         run.state = state
         if run.rank == 0:
             ckpt.restore_best(found, run.out)
+            written = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((found / ckpt.STATE_NAME).stat().st_mtime))
+            print(f"zoo: resuming from step {state.step}/{run.total} (checkpoint of {written}) in {run.out}; "
+                  "--no-resume starts over", file=sys.stderr)
         dist.barrier()
+
+    def _start_fresh(self, run: _Run) -> None:
+        """Say that the run starts from step 0, and why; --no-resume clears the checkpoints it will not use."""
+        old = ckpt.checkpoints(run.out)
+        if old:  # --no-resume: left there, they would outrank this run's own checkpoints on the next resume
+            for folder in old:
+                shutil.rmtree(folder, ignore_errors=True)
+            why = f" (--no-resume: removed its {len(old)} earlier checkpoint(s))"
+        elif (run.out / ckpt.LOG_NAME).is_file() and (run.out / ckpt.LOG_NAME).stat().st_size:
+            why = " (the run there stopped before its first checkpoint)"
+        else:
+            why = ""
+        print(f"zoo: starting fresh in {run.out}{why}", file=sys.stderr)
 
     def _check_settings(self, run: _Run, meta) -> None:
         """A resume with other settings than the checkpoint's is an error listing them (unless accepted)."""
@@ -694,10 +741,25 @@ class Trainer:
             validate = self._validation_due(run, end_of_epoch, epoch)
             if validate:
                 self._validate(run, epoch)
-            if validate or end_of_epoch or run.finished or st.step % self.config.checkpoint_every == 0:
+            saved = validate or end_of_epoch or run.finished or st.step % self.config.checkpoint_every == 0
+            if saved:
                 self._checkpoint(run)
+            if run.interrupt is not None and run.interrupt.requested:
+                self._stop_interrupted(run, saved)
             if end_of_epoch:
                 return
+
+    def _stop_interrupted(self, run: _Run, saved: bool) -> None:
+        """After a Ctrl-C: the step is whole, so checkpoint it (unless just done) and stop."""
+        if not saved:
+            self._checkpoint(run)
+        if run.progress is not None:
+            run.progress.close()
+        step = run.state.step
+        print(f"zoo: stopped at step {step}/{run.total}; checkpoint saved in "
+              f"{run.out / ckpt.CHECKPOINT_DIR / f'step-{step:08d}'}. Run the same command again to resume.",
+              file=sys.stderr, flush=True)
+        raise KeyboardInterrupt
 
     def _train_step(self, run: _Run, batches: list) -> list[tuple[str, dict]]:
         """One training step: every Update on its own batch, then schedulers, EMA and the step count."""
@@ -757,11 +819,10 @@ class Trainer:
             return
         st = run.state
         if run.progress is not None:
-            run.progress.update(1)
+            # this step's figures, read only when the display shows them (reading a GPU loss waits for it)
+            run.progress.update(1, postfix=lambda: _scalars(outputs))
         if st.step % self.config.log_every == 0 or st.step == run.total:
             scalars = _scalars(outputs)
-            if run.progress is not None:
-                run.progress.set_postfix(scalars)
             self._write_log(run, {"step": st.step, "epoch": epoch, "time": round(st.tick(), 3), **scalars})
 
     @staticmethod
@@ -831,6 +892,48 @@ class Trainer:
                                  state=run.state, ema=run.ema, step_state=run.step.state_dict(),
                                  keep=self.config.keep_checkpoints, settings=_json(dataclasses.asdict(self.config)))
         dist.barrier()
+
+
+class _Interrupt:
+    """SIGINT while training: the first asks the loop to stop after the current step (with a checkpoint),
+    the second stops at once, as Ctrl-C always does."""
+
+    def __init__(self, previous):
+        self.requested = False
+        self._previous = previous
+
+    @classmethod
+    def install(cls) -> _Interrupt | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None  # signal handlers belong to the main thread; elsewhere Ctrl-C stays as it is
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.SIG_IGN:
+            return None  # a parent chose to ignore Ctrl-C for us (nohup, a background job)
+        handler = cls(previous)
+        signal.signal(signal.SIGINT, handler._handle)
+        return handler
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nzoo: interrupted: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
+
+
+def check_run_folder(out: Path) -> None:
+    """Refuse an output folder inside the zoo's own store: installing the model would delete the run."""
+    from .store import zoo_home
+
+    store = (zoo_home() / "models").resolve()
+    if out.resolve().is_relative_to(store):
+        raise ZooError("the run folder is inside the zoo's model store, where installing the trained model "
+                       "would replace it (checkpoints, log and all)", where=str(out),
+                       hint="train into a folder of your own with --out (default runs/NAME); "
+                            "the best model is copied into the store at the end")
 
 
 def _take_hyperparameters(run: _Run, fresh: dict) -> None:
@@ -981,8 +1084,6 @@ def train(name, config: TrainConfig | dict | None = None, **overrides) -> Path:
     so ``load_model(id)`` finds it. Without such an entry the model stays in
     ``OUT/model``, which is then returned.
     """
-    import sys
-
     recipe = _recipe_spec(name)
     if isinstance(config, TrainConfig):
         values = dataclasses.asdict(config)
@@ -992,6 +1093,12 @@ def train(name, config: TrainConfig | dict | None = None, **overrides) -> Path:
         values.update(config or {})
     values.update(overrides)
     config = TrainConfig.from_dict(values)
+    check_run_folder(Path(config.out))
+    with RunLock(config.out) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
+        return _train_and_install(recipe, config)
+
+
+def _train_and_install(recipe, config: TrainConfig) -> Path:
     best = Trainer(recipe, config).fit()
     if not config.install or not (best / "config.json").is_file():
         return best
