@@ -367,3 +367,37 @@ def test_a_real_recipe_is_released_and_the_catalogues_data_terms_hold(local_hub,
     finally:
         plugins.reset()
         catalogue.cache_clear()
+
+
+def test_an_entry_of_the_registry_file_itself_is_replaced_where_it_stands(release_env):
+    """As for nice-mnist in registry.yaml: the not-published entry becomes the published one in place,
+    keeping the figures the release did not measure (a paper's) and the comments around it."""
+    registry, tmp = release_env["registry"], release_env["tmp"]
+    registry.write_text("""# catalogue head
+version: 1
+models:
+  # trained here
+  - id: toy-listed
+    architecture: toy-mlp
+    plugin: toy
+    task: regression
+    summary: "toy model listed in the registry file"
+    links: {source: "https://example.org/toy"}
+    license: Apache-2.0
+    metrics:
+      - {name: paper mse, value: 0.01, dataset: toy, protocol: "as reported", source: "a paper"}
+    hub: null
+    weights: {status: not-published, how: train, instructions: "zoo train toy-fit"}
+    recipe: toy-fit
+  # the end
+""")
+    train("toy-fit", tmp / "runs/fit")  # installs toy-listed (and toy-fit-model)
+    r = release_cli("toy-listed", "--registry-file", str(registry))
+    assert r.returncode == 0, r.stderr
+    text = registry.read_text()
+    assert text.startswith("# catalogue head\nversion: 1\nmodels:\n  # trained here\n  - id: toy-listed\n")
+    assert text.endswith("    recipe: toy-fit\n  # the end\n")
+    (entry,) = published_entries(registry).values()
+    assert entry.hub is not None and entry.weights == {}
+    assert [m["name"] for m in entry.metrics] == ["paper mse", "mse"]
+    assert entry.metrics[1]["source"].startswith("measured by `zoo release` on ")
