@@ -7,7 +7,8 @@ of random bytes, ``--gb`` in all, plus a config.json. Each repeat downloads it i
 cache twice, alternating the order: once with ``hf download REPO --revision COMMIT`` (the
 huggingface_hub CLI: size checks only) and once with ``zoo pull ID`` for a registry entry
 pinning the same commit (the same client, then the sha256 of every file: verification is
-included, as the issue asks). Prints the median seconds, MB/s and the ratio of speeds (zoo / hf).
+included, as the issue asks). Prints the median seconds, MB/s, the CPU seconds of the command (client) and of this process
+(the server) during it, and the ratio of speeds (zoo / hf).
 Both commands run as subprocesses; the server's threads are shared equally.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -67,6 +69,7 @@ models:
                 "zoo pull": [str(bindir / "zoo"), "pull", "bench-big"],
             }
             times: dict[str, list[float]] = {name: [] for name in commands}
+            cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}  # (client, server)
             for repeat in range(args.repeats):
                 order = list(commands) if repeat % 2 == 0 else list(reversed(commands))
                 for name in order:
@@ -75,23 +78,36 @@ models:
                     env = dict(os.environ, HF_ENDPOINT=hub.endpoint, HF_HOME=str(home / "hf"),
                                ZOO_HOME=str(home / "zoo"), ZOO_REGISTRY=str(registry),
                                HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_XET="1")
+                    server0 = _cpu(resource.getrusage(resource.RUSAGE_SELF))
                     start = time.perf_counter()
-                    r = subprocess.run(commands[name], env=env, capture_output=True, text=True)
+                    proc = subprocess.Popen(commands[name], env=env, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.PIPE)
+                    err = proc.stderr.read()
+                    _, status, usage = os.wait4(proc.pid, 0)
                     took = time.perf_counter() - start
-                    if r.returncode != 0:
-                        raise SystemExit(f"{name} failed: {r.stderr[-2000:]}")
+                    server = _cpu(resource.getrusage(resource.RUSAGE_SELF)) - server0
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                    if proc.returncode != 0:
+                        raise SystemExit(f"{name} failed: {err[-2000:].decode(errors='replace')}")
                     times[name].append(took)
-                    print(f"repeat {repeat}: {name:12s} {took:7.2f} s", flush=True)
+                    cpu[name].append((_cpu(usage), server))
+                    print(f"repeat {repeat}: {name:12s} {took:7.2f} s  (CPU s: client {_cpu(usage):.2f}, "
+                          f"server {server:.2f})", flush=True)
         load = os.getloadavg()[0]
         print(f"\n{total / 1e9:.2f} GB in {len(pin.files)} files, loopback LocalHub, {os.cpu_count()} CPUs, "
               f"load {load:.2f}")
-        print(f"{'command':14s} {'median s':>9s} {'MB/s':>8s}")
+        print(f"{'command':14s} {'median s':>9s} {'MB/s':>8s} {'client CPU s':>13s} {'server CPU s':>13s}")
         med = {name: statistics.median(t) for name, t in times.items()}
         for name, m in med.items():
-            print(f"{name:14s} {m:9.2f} {total / 1e6 / m:8.1f}")
+            print(f"{name:14s} {m:9.2f} {total / 1e6 / m:8.1f} {statistics.median(c for c, _ in cpu[name]):13.2f} "
+                  f"{statistics.median(s for _, s in cpu[name]):13.2f}")
         print(f"zoo pull speed / hf download speed: {med['hf download'] / med['zoo pull']:.2f}x (target >= 0.95x)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _cpu(usage) -> float:
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

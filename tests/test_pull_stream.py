@@ -44,6 +44,17 @@ def test_writes_in_order_give_the_digests_of_the_file():
     assert f.getvalue() == b"abcdef"
     assert w.digests(6) == (_sha(b"abcdef"), _git_sha1(b"abcdef"))
     assert w.digests(7) is None  # not the size the file must have
+    w.close()
+
+
+def test_many_chunks_hashed_behind_the_writes_give_the_same_digest():
+    f = io.BytesIO()
+    w = HashingWriter(f)
+    chunks = [os.urandom(100_000) for _ in range(3 * HashingWriter.BACKLOG)]
+    for c in chunks:
+        w.write(c)
+    w.close()
+    assert w.digests(len(f.getvalue())) == (_sha(b"".join(chunks)), None)
 
 
 def test_a_write_anywhere_but_the_end_voids_the_digest():
@@ -54,6 +65,7 @@ def test_a_write_anywhere_but_the_end_voids_the_digest():
     w.write(b"BAD!")  # the file is now "BAD! bytes": the hash of the writes would lie
     assert f.getvalue() == b"BAD! bytes"
     assert w.digests(10) is None
+    w.close()
 
 
 def test_a_truncation_to_zero_starts_again_and_a_partial_one_voids():
@@ -66,6 +78,7 @@ def test_a_truncation_to_zero_starts_again_and_a_partial_one_voids():
     assert w.digests(10) == (_sha(b"whole file"), None)
     w.truncate(5)
     assert w.digests(5) is None
+    w.close()
 
 
 def test_anything_else_done_to_the_file_voids_the_digest():
@@ -75,6 +88,7 @@ def test_anything_else_done_to_the_file_voids_the_digest():
     w.writelines([b"def"])  # not tracked: the writer stops vouching, the call still happens
     assert f.getvalue() == b"abcdef"
     assert w.digests(6) is None
+    w.close()
 
 
 def test_the_bytes_of_a_resumed_part_are_read_and_hashed_first(tmp_path):
@@ -85,6 +99,7 @@ def test_the_bytes_of_a_resumed_part_are_read_and_hashed_first(tmp_path):
         assert w.tell() == 11
         w.write(b"second half")
         assert w.digests(22) == (_sha(b"first half second half"), None)
+        w.close()
     assert part.read_bytes() == b"first half second half"
 
 

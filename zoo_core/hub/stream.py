@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -42,12 +44,19 @@ class HashingWriter:
     """A writable binary file that hashes what is written to it, in order (see the module docstring).
 
     ``have`` bytes already in the file (a partial download being resumed) are read and hashed
-    first; ``git_size``, if given, also computes the git blob sha1 of a file of that size.
+    first; ``git_size``, if given, also computes the git blob sha1 of a file of that size. The
+    hashing runs in a thread of its own (hashlib releases the GIL), a few chunks behind the writes,
+    so that a single download is not slowed by it when a core is free; :meth:`close` stops it.
     """
+
+    #: chunks handed to the hashing thread and not yet hashed, at most (the client writes 10 MiB ones)
+    BACKLOG = 4
 
     def __init__(self, f, *, have: int = 0, git_size: int | None = None):
         self._f = f
         self._git_size = git_size
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-hash")
+        self._pending: deque = deque()
         self._reset()
         if have:
             f.seek(0)
@@ -62,16 +71,22 @@ class HashingWriter:
         self._pos = f.seek(0, os.SEEK_END)
 
     def _reset(self) -> None:
-        self._sha256 = hashlib.sha256()
-        self._sha1 = hashlib.sha1(b"blob %d\0" % self._git_size) if self._git_size is not None else None
+        self._hashes = [hashlib.sha256()]
+        if self._git_size is not None:
+            self._hashes.append(hashlib.sha1(b"blob %d\0" % self._git_size))
         self._hashed = 0
         self._valid = True
 
     def _update(self, data) -> None:
-        self._sha256.update(data)
-        if self._sha1 is not None:
-            self._sha1.update(data)
+        # the pending updates of a reset go to the hash objects they were queued with, which are dropped
+        self._pending.append(self._pool.submit(_feed, self._hashes, bytes(data)))
         self._hashed += len(data)
+        while len(self._pending) > self.BACKLOG:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """Stop the hashing thread once it has hashed what it was given (the file is the caller's to close)."""
+        self._pool.shutdown(wait=True)
 
     def write(self, data) -> int:
         if self._pos != self._hashed:  # not appending to what was hashed: the digest no longer describes the file
@@ -111,7 +126,15 @@ class HashingWriter:
         """(sha256, git blob sha1 or None) of the file if it holds exactly the ``size`` bytes hashed, else None."""
         if not self._valid or self._hashed != size or self._pos != size:
             return None
-        return self._sha256.hexdigest(), self._sha1.hexdigest() if self._sha1 is not None else None
+        while self._pending:
+            self._pending.popleft().result()
+        sha256, *git = (h.hexdigest() for h in self._hashes)
+        return sha256, git[0] if git else None
+
+
+def _feed(hashes: list, data: bytes) -> None:
+    for h in hashes:
+        h.update(data)
 
 
 def fetch_blob(repo: RepoCache, url: str, *, endpoint: str, token, tqdm_class, displayed_filename: str,
@@ -157,9 +180,12 @@ def fetch_blob(repo: RepoCache, url: str, *, endpoint: str, token, tqdm_class, d
         with open(mine, "r+b" if have else "wb") as f:
             # a 40-hex ETag is a git blob sha1 (a non-LFS file): its digest tells bad bytes from a wrong pin
             writer = HashingWriter(f, have=have, git_size=size if git_sha1 or len(etag) == 40 else None)
-            http_get(location, writer, resume_size=have, expected_size=size, headers=headers,
-                     displayed_filename=displayed_filename, tqdm_class=tqdm_class)
-            digests = writer.digests(size)
+            try:
+                http_get(location, writer, resume_size=have, expected_size=size, headers=headers,
+                         displayed_filename=displayed_filename, tqdm_class=tqdm_class)
+                digests = writer.digests(size)
+            finally:
+                writer.close()
         os.chmod(mine, 0o666 & ~current_umask())
         os.replace(mine, blob)
         st = os.stat(blob)
