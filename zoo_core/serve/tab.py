@@ -180,7 +180,7 @@ class Tab:
             if not isinstance(exc, ZooError):
                 print(f"zoo serve: {self.id}: unexpected error, the server keeps serving", file=sys.stderr)
                 traceback.print_exc(file=sys.stderr)
-            return gr.Error(where + message(exc), duration=None, title="zoo")
+            return gr.Error(where + message(exc), duration=None, print_exception=False)
 
         if inspect.isgeneratorfunction(fn):
             def run(*args):

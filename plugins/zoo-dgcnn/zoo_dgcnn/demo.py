@@ -43,7 +43,8 @@ def answer(tab, question, passages):
     for number, text in enumerate(texts, start=1):
         start = 0
         while (at := text.find(found, start)) >= 0:
-            places.append(f"passage {number}, characters {at + 1}-{at + len(found)}")
+            chars = f"character {at + 1}" if len(found) == 1 else f"characters {at + 1}-{at + len(found)}"
+            places.append(f"passage {number}, {chars}")
             spans.append((text[start:at], None))
             spans.append((found, "answer"))
             start = at + len(found)
