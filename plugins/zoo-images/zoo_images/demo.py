@@ -16,9 +16,9 @@ NOTHING = "nothing drawn yet"
 def build(tab) -> None:
     """Endpoints ``<model>_classify`` (the sketch pad) and ``<model>_classify_picture`` (an upload)."""
     with gr.Row():
-        pad = gr.Sketchpad(label="draw a digit", type="pil", canvas_size=(280, 280), image_mode="RGBA",
-                           brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
-                           elem_classes=["zoo-sketchpad"])
+        pad = gr.Sketchpad(label="draw a digit (pick the brush on the left first)", type="pil", canvas_size=(280, 280),
+                           image_mode="RGBA", brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+                           layers=False, transforms=(), fixed_canvas=True, format="png", elem_classes=["zoo-sketchpad"])
         with gr.Column():
             label = gr.Label(num_top_classes=3, label="the LeNet says", elem_classes=["zoo-label"])
             seen = gr.Image(label="what the model sees (28 x 28)", type="numpy", format="png", interactive=False,
