@@ -131,3 +131,20 @@ def test_a_train_save_load_run_needs_only_declared_distributions(tmp_path, toy_e
     r = subprocess.run([sys.executable, "-c", WORKLOAD, str(tmp_path / "run"), json.dumps(allowed)],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert r.returncode == 0 and "WORKLOAD DONE" in r.stdout, r.stderr[-3000:]
+
+
+HIDDEN_NUMPY = """
+import sys
+sys.modules["numpy"] = None  # an environment without numpy
+from zoo_core.cli import main
+main()
+"""
+
+
+def test_a_missing_package_is_a_clear_error_not_a_traceback(tmp_path, toy_env):
+    env = {**os.environ, **toy_env, "ZOO_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", HIDDEN_NUMPY, "train", "toy-fit", "--epochs", "1", "--no-progress",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 1
+    assert "the Python package 'numpy' is not installed" in r.stderr and "pip install numpy" in r.stderr
+    assert "Traceback" not in r.stderr

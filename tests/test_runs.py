@@ -231,3 +231,17 @@ def test_ctrl_c_saves_a_checkpoint_and_the_rerun_resumes_there(tmp_path, env):
     assert "Traceback" not in err
     r = _zoo([*args[:3], "1", *args[4:]], env, tmp_path)  # epochs 1: the rerun resumes, then stops at once
     assert f"zoo: resuming from step {stopped}/" in r.stderr, r.stderr
+
+
+def test_a_run_whose_metrics_went_nan_still_resumes(zoo_plugins, tmp_path, monkeypatch, capsys):
+    import toy_plugin
+    from zoo_core.trainer import TrainConfig, Trainer
+
+    monkeypatch.setattr(toy_plugin.ToyStep, "evaluate", lambda self, model, loader: {"mse": float("nan")})
+    recipe = zoo_plugins.get_recipe_spec("toy-fit")
+    Trainer(recipe, TrainConfig(out=str(tmp_path), epochs=1, batch_size=32, progress=False)).fit()
+    Trainer(recipe, TrainConfig(out=str(tmp_path), epochs=2, batch_size=32, progress=False)).fit()
+    err = capsys.readouterr().err
+    assert "resuming from step 8/16" in err and "damaged" not in err
+    history = json.loads((tmp_path / "metrics.json").read_text())["history"]
+    assert [h["step"] for h in history] == [8, 16]

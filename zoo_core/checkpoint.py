@@ -26,6 +26,7 @@ and the Trainer falls back to the one before it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -314,9 +315,32 @@ def save_checkpoint(out: str | Path, *, model, optimizers: dict, schedulers: dic
                  "ema": None if ema is None else {"updates": ema.updates, "decays": list(ema.decays),
                                                   "zero_debiased": True}, "train_step": step_meta,
                  "settings": settings}
-        (tmp / STATE_NAME).write_text(json.dumps(saved, indent=1), encoding="utf-8")
+        (tmp / STATE_NAME).write_text(json.dumps(_strict_floats(saved), indent=1, allow_nan=False), encoding="utf-8")
     prune_checkpoints(out, keep)
     return target
+
+
+def _strict_floats(obj: Any) -> Any:
+    """A copy of ``obj`` with NaN and infinities as ``{"__float__": "nan"}``: a diverged run's losses and metrics
+    must not make its checkpoints unreadable (strict JSON, as :func:`read_checkpoint_meta` reads it, has no NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"__float__": repr(obj)}
+    if isinstance(obj, dict):
+        return {k: _strict_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict_floats(v) for v in obj]
+    return obj
+
+
+def _loose_floats(obj: Any) -> Any:
+    """The inverse of :func:`_strict_floats`."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__float__"} and obj["__float__"] in ("nan", "inf", "-inf"):
+            return float(obj["__float__"])
+        return {k: _loose_floats(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_loose_floats(v) for v in obj]
+    return obj
 
 
 def load_weights(module, folder: str | Path) -> None:
@@ -366,7 +390,7 @@ def read_checkpoint_meta(folder: str | Path) -> Checkpoint:
 
     folder = Path(folder)
     try:
-        saved = read_json(folder / STATE_NAME, STATE_NAME, limit=1 << 30)
+        saved = _loose_floats(read_json(folder / STATE_NAME, STATE_NAME, limit=1 << 30))
         if not isinstance(saved, dict) or not isinstance(saved.get("state", saved), dict):
             raise ZooError(f"{STATE_NAME} is not a trainer state", where=str(folder / STATE_NAME))
         TrainState.from_json(saved.get("state", saved))
