@@ -61,7 +61,7 @@ def test_kit_passes_a_good_plugin_and_fails_a_bad_one(tmp_path):
     make_plugin_dist(tmp_path / "site", "zoo-bad", "zoo_bad_mod", BAD, "bad")
     good = _run_kit(tmp_path, "toy")
     assert good.returncode == 0, good.stdout[-3000:]
-    assert "5 passed" in good.stdout
+    assert "6 passed" in good.stdout
     bad = _run_kit(tmp_path, "bad")
     assert bad.returncode == 1
     assert "FAILED" in bad.stdout and "test_models_build_tiny_and_run_forward" in bad.stdout

@@ -175,3 +175,35 @@ def test_gpt2ml_top_k_keeps_the_k_likeliest():
     logits = torch.tensor([[1.0, 4.0, 3.0, 2.0]])
     assert torch.isinf(top_k_filter(logits, 2)).tolist() == [[True, False, False, True]]
     assert torch.equal(top_k_filter(logits, 0), logits)
+
+
+def _broken_build(tab):
+    """A tab whose action raises a TypeError on its default input (not a ZooError)."""
+    box = gradio.Textbox("")
+    tab.on([box.submit], lambda text: text + 1, [box], box, name="add")
+
+
+def _good_build(tab):
+    box = gradio.Textbox("")
+    tab.on([box.submit], lambda text: text.upper(), [box], box, name="shout")
+
+
+def test_the_kits_demo_check_passes_a_good_demo_and_names_a_broken_one(zoo_plugins, tmp_path, monkeypatch):
+    import types
+
+    from zoo_core import hookimpl
+    from zoo_core.serve.check import check_demos
+
+    module = types.ModuleType("zoo_demo_under_test")
+    module.good, module.broken = _good_build, _broken_build
+    monkeypatch.setitem(sys.modules, "zoo_demo_under_test", module)
+
+    @hookimpl
+    def register_demos(register):
+        register("toy-mlp", "zoo_demo_under_test:good")
+        register("toy-bag", "zoo_demo_under_test:broken")
+
+    zoo_plugins.pm.register(types.SimpleNamespace(register_demos=register_demos), name="demos")
+    with pytest.raises(AssertionError, match=r"_toy_bag_add \(zoo_demo_under_test:broken\) raised TypeError"):
+        check_demos("demos", tmp_path)
+    assert check_demos("toy", tmp_path) == []  # a plugin without demos passes
