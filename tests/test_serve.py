@@ -207,3 +207,22 @@ def test_the_kits_demo_check_passes_a_good_demo_and_names_a_broken_one(zoo_plugi
     with pytest.raises(AssertionError, match=r"_toy_bag_add \(zoo_demo_under_test:broken\) raised TypeError"):
         check_demos("demos", tmp_path)
     assert check_demos("toy", tmp_path) == []  # a plugin without demos passes
+
+
+def test_the_status_line_says_loading_then_ready_or_why_not(home, tmp_path):
+    from tiny_models import install_tiny_models
+
+    from zoo_core.serve.models import Served, demos
+    from zoo_core.serve.tab import Tab
+
+    folder = install_tiny_models(tmp_path, ids={"nice-mnist"})["nice-mnist"]
+    with gradio.Blocks():
+        tab = Tab(Served("nice-mnist", "nice", demo=demos()["nice"], ref=str(folder)))
+        broken = Tab(Served("ganqp-mnist", "ganqp", ref=str(tmp_path / "nowhere")))
+    assert "not loaded yet" in tab.status.value
+    steps = list(tab._load_with_status())
+    assert steps[0] == "Loading **nice-mnist** ..." and steps[-1].startswith("Ready: **nice-mnist** loaded in")
+    assert list(tab._load_with_status()) == [steps[-1]]  # loaded once
+    assert tab.model() is tab.model()
+    (first, last) = list(broken._load_with_status())
+    assert first.startswith("Loading") and last.startswith("Could not load **ganqp-mnist**: no such model folder")
