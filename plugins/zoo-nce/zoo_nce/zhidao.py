@@ -24,7 +24,6 @@ import gzip
 import hashlib
 import io
 import json
-import re
 import zipfile
 import zlib
 from collections import Counter
@@ -74,8 +73,9 @@ class Malformed:
 MAX_DEPTH = 32  # a record is {url, question, tags: [...]}: 3 levels inside the list; 32 leaves room for extra fields
 MAX_RECORD_BYTES = 1 << 20  # a real record is ~200 bytes; one past 1 MiB is not a question
 _CHUNK = 1 << 16
-_OPEN, _CLOSE, _QUOTE, _BACKSLASH = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8), 34, 92
-_BETWEEN = np.frombuffer(b",[]{} \t\r\n", np.uint8)  # bytes that may stand between two records of the list
+_STRUCTURAL = bytes(c if c in b'"[]{}\\' else 0 for c in range(256))  # a translate table: everything else → 0
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_GAP = b" \t\r\n,"  # what may stand between two records of the list
 
 
 class _TooDeep(Exception):
@@ -92,8 +92,8 @@ class _Guard:
     ijson's C parser keeps one prefix string per open level, each as long as
     the level is deep, so a small file nested 200,000 deep takes memory in the
     square of its depth; and it holds a whole string or number token in memory.
-    This wrapper follows the nesting (outside strings, escapes included) at
-    numpy speed as the parser reads, and stops both before they start.
+    This wrapper follows the nesting as the parser reads (with numpy, on the
+    quotes, brackets and backslashes of each chunk only) and stops both first.
     """
 
     def __init__(self, raw):
@@ -101,86 +101,95 @@ class _Guard:
         self.depth = 0
         self.in_string = False
         self.backslashes = 0  # the run of backslashes that ended the previous chunk
-        self.record_bytes = 0  # bytes since the list was last between two records
-        self.max_depth = 0
+        self.record_bytes = 0  # bytes of the list item being read (0 between items)
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(_CHUNK if n is None or n < 0 else n)
         if data:
-            self._follow(np.frombuffer(data, np.uint8))
+            self._follow(data)
         return data
 
-    def _follow(self, a: np.ndarray) -> None:
-        n = a.size
-        idx = np.arange(n, dtype=np.int32)
-        bs = a == _BACKSLASH
-        # the run of backslashes just before each position (the previous chunk's trailing run carried over)
-        last_other = np.maximum.accumulate(np.where(bs, -1, idx))
-        before = np.empty(n, dtype=np.int32)
-        before[0] = self.backslashes
-        run_end = idx[:-1] - last_other[:-1]  # backslashes ending at i (0 when a[i] is not one)
-        if n > 1:
-            carried = (last_other[:-1] < 0) * self.backslashes
-            before[1:] = run_end + carried
-        quote = (a == _QUOTE) & (before % 2 == 0)
-        quotes_before = np.cumsum(quote, dtype=np.int32) - quote  # unescaped quotes strictly before i
-        inside = ((quotes_before + self.in_string) % 2 == 1) | quote  # a quote belongs to its string
-        step = np.isin(a, _OPEN).astype(np.int32) - np.isin(a, _CLOSE)
-        step[inside] = 0
-        depth = self.depth + np.cumsum(step, dtype=np.int32)
-        self.max_depth = max(self.max_depth, int(depth.max()))
-        if self.max_depth > MAX_DEPTH:
+    def _follow(self, data: bytes) -> None:
+        a = np.frombuffer(data.translate(_STRUCTURAL), np.uint8)
+        pos = np.flatnonzero(a != 0)  # the few bytes that matter, (S,)
+        ch = a[pos]
+        quote = ch == _QUOTE
+        if self.backslashes or b"\\" in data:  # a quote after an odd run of backslashes is escaped
+            bs = ch == _BACKSLASH
+            k = np.arange(pos.size)
+            chained = np.zeros(pos.size, dtype=bool)  # element k-1 is a backslash right before element k
+            chained[1:] = bs[:-1] & (pos[:-1] == pos[1:] - 1)
+            if pos.size:
+                chained[0] = self.backslashes > 0 and pos[0] == 0
+            last_break = np.maximum.accumulate(np.where(~chained, k, -1))
+            run = np.where(last_break >= 0, k - last_break, k + self.backslashes)
+            quote &= run % 2 == 0
+            ends_in_backslash = pos.size and int(pos[-1]) == len(data) - 1 and bs[-1]
+            self.backslashes = int(run[-1]) + 1 if ends_in_backslash else 0
+        toggles = np.cumsum(quote)
+        inside_after = (toggles + self.in_string) % 2 == 1  # inside a string after element k
+        opening, closing = (ch == ord("[")) | (ch == ord("{")), (ch == ord("]")) | (ch == ord("}"))
+        step = (opening.astype(np.int32) - closing) * ~inside_after
+        depth = self.depth + np.cumsum(step, dtype=np.int64)
+        if depth.size and int(depth.max()) > MAX_DEPTH:
             raise _TooDeep
-        between = ~inside & (depth <= 1) & np.isin(a, _BETWEEN)
-        hits = np.flatnonzero(between)
-        self.record_bytes = n - 1 - int(hits[-1]) if hits.size else self.record_bytes + n
+        gap = np.flatnonzero((depth <= 1) & ~inside_after)  # elements after which the list is between items
+        if gap.size:
+            tail = data[int(pos[gap[-1]]) + 1:]
+            if gap[-1] == pos.size - 1 and not tail.strip(_GAP):
+                self.record_bytes = 0
+            else:
+                self.record_bytes = len(tail)
+        elif pos.size or self.record_bytes or data.strip(_GAP):
+            self.record_bytes += len(data)
         if self.record_bytes > MAX_RECORD_BYTES:
             raise _TooLong
-        self.depth = int(depth[-1])
-        self.in_string = bool((int(quote.sum()) + self.in_string) % 2)
-        last = int(last_other[-1])
-        self.backslashes = n - 1 - last if last >= 0 else self.backslashes + n
+        if depth.size:
+            self.depth = int(depth[-1])
+            self.in_string = bool(inside_after[-1])
 
 
-_NONBLANK = re.compile(rb"[^ \t\r\n]")
+_BLANK = b" \t\r\n"
 
 
 def _lines(stream) -> Iterator[tuple[int, bytes | None]]:
     """(line number, bytes) of each non-blank line; None for a line longer than MAX_RECORD_BYTES (never held).
 
-    Runs of blank lines are skipped at C speed (a 1 GiB run of newlines takes seconds, not minutes).
+    A chunk of blank lines is counted without a Python loop (a 1 GiB run of newlines takes seconds).
     """
-    lineno, pending, too_long = 1, bytearray(), False
+    lineno, pending, too_long = 1, bytearray(), False  # pending: the unfinished line of the previous chunks
     while True:
         chunk = stream.read(_CHUNK)
         if not chunk:
             break
-        pos, end_of_chunk = 0, len(chunk)
-        while pos < end_of_chunk:
-            if not pending and not too_long:
-                m = _NONBLANK.search(chunk, pos)
-                start = m.start() if m else end_of_chunk
-                lineno += chunk.count(b"\n", pos, start)
-                pos = start
-                if m is None:
-                    break
-            end = chunk.find(b"\n", pos)
-            stop = end if end >= 0 else end_of_chunk
-            if not too_long:
-                if len(pending) + stop - pos > MAX_RECORD_BYTES:
-                    too_long = True
-                    pending.clear()
-                else:
-                    pending += chunk[pos:stop]
-            if end < 0:
-                break
-            yield lineno, None if too_long else bytes(pending)
+        if not pending and not too_long and not chunk.strip(_BLANK):
+            lineno += chunk.count(b"\n")
+            continue
+        parts = chunk.split(b"\n")
+        first, last = parts[0], parts[-1]
+        if len(parts) > 1:  # the pending line ends in this chunk
+            if too_long or len(pending) + len(first) > MAX_RECORD_BYTES:
+                yield lineno, None
+            elif pending or first.strip(_BLANK):
+                yield lineno, bytes(pending) + first
             pending.clear()
             too_long = False
             lineno += 1
-            pos = end + 1
-    if pending or too_long:
-        yield lineno, None if too_long else bytes(pending)
+            for part in parts[1:-1]:
+                if part and not part.isspace():
+                    yield lineno, part if len(part) <= MAX_RECORD_BYTES else None
+                lineno += 1
+            first = last
+        if not too_long:  # the unfinished line grows, up to the bound
+            if len(pending) + len(first) > MAX_RECORD_BYTES:
+                too_long = True
+                pending.clear()
+            elif pending or first.strip(_BLANK):
+                pending += first
+    if too_long:
+        yield lineno, None
+    elif pending:
+        yield lineno, bytes(pending)
 
 
 def _open_binary(path: Path):
