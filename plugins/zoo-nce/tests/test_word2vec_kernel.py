@@ -20,8 +20,9 @@ from zoo_nce import kernel
 numba_sgns = pytest.importorskip("zoo_nce._sgns_numba")
 
 
-def _reference(u, v, ids, alpha, window=1):
-    """gensim's fast_sentence_sg_neg with no noise words, one pair after the other, in Python."""
+def _reference(u, v, ids, alpha, window=1, noise=None, noise_step=1.0):
+    """gensim's fast_sentence_sg_neg, one pair after the other, in Python; ``noise``: the one noise word of
+    every pair (None: no noise words), whose output vector moves ``noise_step`` times the step."""
     from zoo_nce._sgns_numba import MAX_EXP, SIGMOID, TABLE
 
     n = len(ids)
@@ -30,12 +31,15 @@ def _reference(u, v, ids, alpha, window=1):
             if i == j:
                 continue
             ctx, centre = ids[i], ids[j]
-            f = np.float32(np.dot(u[ctx], v[centre]))
-            if f <= -MAX_EXP or f >= MAX_EXP:
-                continue
-            g = (np.float32(1.0) - SIGMOID[int((f + MAX_EXP) * np.float32(TABLE / MAX_EXP / 2))]) * np.float32(alpha)
-            e = g * v[centre]
-            v[centre] += g * u[ctx]
+            e = np.zeros_like(u[ctx])
+            for target, label, scale in [(centre, 1.0, 1.0)] + ([(noise, 0.0, noise_step)] if noise else []):
+                f = np.float32(np.dot(u[ctx], v[target]))
+                if f <= -MAX_EXP or f >= MAX_EXP:
+                    continue
+                sig = SIGMOID[int((f + MAX_EXP) * np.float32(TABLE / MAX_EXP / 2))]
+                g = (np.float32(label) - sig) * np.float32(alpha)
+                e += g * v[target]
+                v[target] += np.float32(scale) * g * u[ctx]
             u[ctx] += e
 
 
@@ -50,6 +54,22 @@ def test_the_kernel_is_gensims_per_pair_update():
     pairs, _ = numba_sgns.run(u, v, ids[None], np.zeros((1, ids.size), np.int64), ones, ones, np.arange(6),
                               1, 0, np.array([0.05]), 1.0, np.array([7], dtype=np.int64))
     assert pairs.tolist() == [2 * ids.size - 2]
+    np.testing.assert_allclose(u, uu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(v, vv, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("noise_step", [1.0, 1.25])
+def test_noise_words_follow_gensims_update_scaled_by_noise_step(noise_step):
+    """One noise word per pair, always word 1 (an alias table that only gives 1): v_1 moves noise_step × g u_i."""
+    rng = np.random.default_rng(1)
+    u = rng.normal(0, 0.5, (3, 8)).astype(np.float32)
+    v = rng.normal(0, 0.5, (3, 8)).astype(np.float32)
+    ids = np.array([0, 2, 2, 0, 2, 0, 0], dtype=np.int64)
+    uu, vv = u.copy(), v.copy()
+    _reference(uu, vv, ids.tolist(), 0.05, noise=1, noise_step=noise_step)
+    prob, alias = np.array([0.0, 1.0, 0.0], np.float32), np.array([1, 1, 1])
+    numba_sgns.run(u, v, ids[None], np.zeros((1, ids.size), np.int64), np.ones(3, np.float32), prob, alias,
+                   1, 1, np.array([0.05]), noise_step, np.array([3], dtype=np.int64))
     np.testing.assert_allclose(u, uu, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(v, vv, rtol=1e-5, atol=1e-6)
 
