@@ -1,7 +1,8 @@
 """The ``zoo serve`` page: a tab per available model, a line per missing one, served offline.
 
 Offline means: no analytics (``GRADIO_ANALYTICS_ENABLED=False``, set before
-gradio is imported, in web.py), no share link, no server-side rendering (which would start
+gradio is imported, in web.py), no share link, no run history (whose page
+offers a Hugging Face bucket), no server-side rendering (which would start
 Node), and a theme of system fonts, so the browser fetches nothing but this
 server's own files.
 """
@@ -100,4 +101,6 @@ def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, max_byt
 def _launch(app, host: str, port: int, max_bytes: int | None) -> None:
     app.launch(server_name=host, server_port=port, share=False, inbrowser=False, ssr_mode=False, pwa=False,
                mcp_server=False, show_error=True, max_file_size=max_bytes, theme=theme(), css=CSS,
-               prevent_thread_lock=True, quiet=True, enable_monitoring=False)
+               prevent_thread_lock=True, quiet=True, enable_monitoring=False,
+               run_history=False,  # its page offers to save runs to a Hugging Face bucket: not offline
+               footer_links=["api", "settings"])
