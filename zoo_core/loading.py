@@ -36,6 +36,10 @@ def resolve_folder(name_or_path: str | os.PathLike) -> Path:
         from . import hub
 
         return hub.pull(entry.hub)
+    if entry.package is not None:  # shipped inside an installed package: verified where it lies
+        from .packaged import resolve
+
+        return resolve(entry.package, entry.source)
     if has_local_model(entry.id):
         return local_model_dir(entry.id)
     how = entry.weights.get("instructions") or ""

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import RegistryError, did_you_mean
+from .packaged import PackagePin
 from .pins import HubPin, check_repo_path, refuse_pickle
 
 MAIN_REGISTRY = Path(__file__).with_name("registry.yaml")
@@ -35,6 +36,7 @@ class Entry:
     convert: dict | None = None
     recipe: str | None = None
     source: str = ""  # the file (and line) that defined it
+    package: PackagePin | None = None  # weights shipped inside an installed package (zoo_core/packaged.py)
 
     def to_json(self) -> dict:
         """A JSON-able view, as in the registry file."""
@@ -45,7 +47,8 @@ class Entry:
         return {"id": self.id, "architecture": self.architecture, "plugin": self.plugin, "task": self.task,
                 "summary": self.summary, "links": self.links, "license": self.license,
                 "metrics": list(self.metrics), "hub": hub, "weights": self.weights or None,
-                "convert": self.convert, "recipe": self.recipe, "source": self.source}
+                "convert": self.convert, "recipe": self.recipe, "source": self.source,
+                "package": self.package.to_json() if self.package else None}
 
 
 @lru_cache(maxsize=1)
@@ -185,11 +188,19 @@ def parse_registry(text: str, source: str) -> list[Entry]:
                 check_repo_path(f["path"], where_file)
                 refuse_pickle(f["path"], where_file)
             hub = HubPin.from_dict(raw["hub"])
+        package = None
+        if raw.get("package") is not None:
+            check_repo_path(raw["package"]["path"], f"{source}:{_line_of(node, ['models', i, 'package', 'path'])}")
+            for j, f in enumerate(raw["package"]["files"]):
+                where_file = f"{source}:{_line_of(node, ['models', i, 'package', 'files', j, 'path'])}"
+                check_repo_path(f["path"], where_file)
+                refuse_pickle(f["path"], where_file)
+            package = PackagePin.from_dict(raw["package"])
         entries.append(Entry(
             id=raw["id"], architecture=raw["architecture"], plugin=raw["plugin"], task=raw["task"],
             summary=raw["summary"], links=raw["links"], license=raw["license"], metrics=tuple(raw["metrics"]),
             hub=hub, weights=raw.get("weights") or {}, convert=raw.get("convert"), recipe=raw.get("recipe"),
-            source=where))
+            source=where, package=package))
     if not seen:
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)

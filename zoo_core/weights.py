@@ -1,9 +1,11 @@
 """Getting, listing and removing the weights of catalogue models: what ``zoo pull`` and ``zoo cache`` do, for Python.
 
-A model's weights live in one of two places: the Hugging Face cache (entries
-with a ``hub`` pin, pulled and sha256-verified) or the zoo's local store
-(``zoo_home()/models/<id>``: converted with ``pull(id, source=...)`` or
-trained with ``zoo train``). Nothing here imports torch.
+A model's weights live in one of three places: the Hugging Face cache (entries
+with a ``hub`` pin, pulled and sha256-verified), an installed Python package
+(entries with a ``package`` pin: shipped with a plugin, verified in place;
+zoo_core/packaged.py) or the zoo's local store (``zoo_home()/models/<id>``:
+converted with ``pull(id, source=...)`` or trained with ``zoo train``).
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ def model_state(entry: Entry | str) -> str:
         from . import hub
 
         return hub.local_state(entry.hub)
+    if entry.package is not None:
+        from . import packaged
+
+        return packaged.state(entry.package)
     return "local" if has_local_model(entry.id) else "not published"
 
 
@@ -38,9 +44,10 @@ def pull(name: str, *, source: str | os.PathLike | None = None, options: dict | 
     """Make a catalogue model's weights available here and return its model folder.
 
     Without ``source``: download the entry's Hub files at the pinned commit and
-    verify every sha256 (a no-op when already verified); an entry with no Hub
-    weights returns its local-store folder, or raises saying how to get them;
-    when its converter can fetch its own sources (``ConverterSpec.fetch``),
+    verify every sha256 (a no-op when already verified); an entry whose weights
+    ship in an installed package returns that folder once its files match the
+    pin; any other entry returns its local-store folder, or raises saying how
+    to get them; when its converter can fetch its own sources (``ConverterSpec.fetch``),
     they are downloaded, verified, converted into the local store and removed.
     With ``source``: run the entry's converter on ``source`` (for example a
     TensorFlow checkpoint prefix you downloaded) into the local store;
@@ -60,6 +67,10 @@ def pull(name: str, *, source: str | os.PathLike | None = None, options: dict | 
             raise ZooError(f"{entry.id!r} has no converter, so its weights cannot be made from a source",
                            where=entry.source, hint=f"`zoo info {entry.id}` says how to get its weights")
         return _convert(entry, source, options)
+    if entry.package is not None:
+        from . import packaged
+
+        return packaged.resolve(entry.package, entry.source)
     if entry.hub is None:
         from .loading import resolve_folder
 
@@ -105,7 +116,8 @@ class Verification:
 
     id: str
     files: dict  # path -> "ok" | "absent" | "corrupt" (as found, before any repair)
-    outcome: str  # "verified", "repaired", "corrupt" (removed, not repaired), "absent", "local (no pin)"
+    outcome: str  # "verified", "repaired", "corrupt" (removed, not repaired), "absent", "local (no pin)";
+    # shipped in a package: "verified" or "corrupt" (left in place: reinstalling the package repairs it)
 
 
 def verify(name: str | None = None, *, repair: bool = True) -> list[Verification]:
@@ -115,18 +127,29 @@ def verify(name: str | None = None, *, repair: bool = True) -> list[Verification
     sha256 matched and as long as its size and mtime have not changed; this
     reads every byte again. A file that no longer matches is removed from the
     cache and, with ``repair``, downloaded again at the pinned commit and
-    checked (``outcome="repaired"``). Models in the local store have no pin to
-    check against (``"local (no pin)"``).
+    checked (``outcome="repaired"``). Weights shipped in an installed package
+    are re-hashed in place and never removed. Models in the local store have no
+    pin to check against (``"local (no pin)"``).
     """
-    from . import hub
+    from . import hub, packaged
 
     if name is not None:
         entries = [get_entry(name)]
     else:
         entries = [e for e in catalogue().values()
-                   if (e.hub is not None and hub.local_state(e.hub) != "absent") or has_local_model(e.id)]
+                   if (e.hub is not None and hub.local_state(e.hub) != "absent") or has_local_model(e.id)
+                   or (e.package is not None and packaged.package_folder(e.package) is not None)]
     out = []
     for entry in entries:
+        if entry.hub is None and entry.package is not None:
+            files = packaged.check(entry.package, recheck=True)
+            states = set(files.values())
+            if states == {"ok"}:
+                outcome = "verified"
+            else:  # a file missing from an installed package is damage too; no package at all is "absent"
+                outcome = "corrupt" if packaged.package_folder(entry.package) is not None else "absent"
+            out.append(Verification(entry.id, files, outcome))
+            continue
         if entry.hub is None:
             outcome = "local (no pin)" if has_local_model(entry.id) else "absent"
             out.append(Verification(entry.id, {}, outcome))
