@@ -22,17 +22,25 @@ def images():
 
 
 def _parse_sets(sets) -> dict:
+    """KEY=VALUE pairs as `zoo train --set` reads them: VALUE as JSON when it parses, else the string.
+
+    The core's parser (zoo_core.cli._parse_options) is not public API, so this mirrors it until the core
+    exports one; it also refuses an empty KEY and JSON nested past the recursion limit.
+    """
     from zoo_core import ZooError
 
     out = {}
     for item in sets:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ZooError(f"bad --set {item!r}", hint="write KEY=VALUE, e.g. --set size=32")
+            raise ZooError(f"bad --set {item!r}", where="--set", hint="write KEY=VALUE, e.g. --set size=32")
         try:
             out[key] = json.loads(value)
         except ValueError:
             out[key] = value
+        except RecursionError:
+            raise ZooError(f"the value of --set {key} is nested too deeply to read", where=f"--set {key}",
+                           hint="give a plain value, e.g. --set size=32") from None
     return out
 
 
