@@ -50,7 +50,8 @@ def build_app(served, settings: Settings | None = None) -> tuple[gr.Blocks, list
     available = [s for s in served if s.available]
     missing = [s for s in served if not s.available]
     tabs: list[Tab] = []
-    with gr.Blocks(title="zoo serve", analytics_enabled=False) as app:
+    # Uploads and results are files in gradio's cache: an hour-old one is deleted, the rest when the server stops.
+    with gr.Blocks(title="zoo serve", analytics_enabled=False, delete_cache=(600, 3600)) as app:
         gr.Markdown("## zoo: the models of kexue.fm\n"
                     f"{len(available)} model(s) available on this machine, each in its tab and each action an "
                     "HTTP endpoint (\"Use via API\" at the bottom of the page). A model loads the first time its tab "
