@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import stat
+from contextlib import contextmanager
 
 from typing import TYPE_CHECKING
 
@@ -94,22 +95,31 @@ def to_rgb(im, path: str | os.PathLike = "") -> Image.Image:
 
 def open_rgb(path: str | os.PathLike) -> Image.Image:
     """The picture file ``path`` as an 8-bit RGB Pillow image, or a ZooError naming it."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     check_regular_file(path)
+    with _named_errors(path):
+        im = Image.open(path)
+    with im:
+        with _named_errors(path):
+            im.load()  # every byte is decoded here: what follows only converts pixels
+        return to_rgb(im, path)
+
+
+@contextmanager
+def _named_errors(path):
+    """What Pillow raises for a damaged, foreign or oversized file, as one ZooError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
     hint = "remove or replace the file (files whose suffix is .png/.jpg/.jpeg are read as pictures)"
     try:
-        with Image.open(path) as im:
-            im.load()
-            return to_rgb(im, path)
+        yield
     except Image.DecompressionBombError as exc:
         raise ZooError(f"the picture is too large to decode safely: {exc}", where=str(path),
                        hint="shrink it, or remove it from the picture folder") from None
     except UnidentifiedImageError:
         raise ZooError("not a picture Pillow can read (unknown or damaged format)", where=str(path),
                        hint=hint) from None
-    except ZooError:
-        raise
     except DECODE_ERRORS as exc:
         raise ZooError(f"cannot read the picture: {exc}", where=str(path), hint=hint) from None
 
