@@ -13,7 +13,7 @@ PLUGINS = "dgcnn"
 TINY_MODEL = {"dim": 32, "question_rates": [1, 2], "passage_rates": [1, 2, 4, 1]}
 SMALL_RUN = dict(batch_size=32, limit_train=256, limit_eval=120, max_steps=4, eval_every=None,
                  eval_every_steps=None, eval_batch_size=64, progress=False, log_every=1, checkpoint_every=1000,
-                 device="cpu", threads=1, min_count=2, ema_decay=0.9)
+                 device="cpu", threads=1, min_count=2, ema_decay=0.9, word_vectors="")
 
 zoo = only_plugins(PLUGINS)
 

@@ -9,7 +9,7 @@ import pytest
 
 from zoo_core import ZooError
 from zoo_dgcnn import data
-from zoo_dgcnn.cloze import block_questions, sentences
+from zoo_dgcnn.cloze import ask, block_questions, sentences
 from zoo_dgcnn.text import answer_labels, build_vocab
 
 SCHEMA = [
@@ -94,7 +94,8 @@ def test_the_record_cache_gives_random_access_and_is_written_once(tmp_path, zoo_
     with pytest.raises(ZooError, match="not found"):
         data.source_records(tmp_path / "missing.json")
     (tmp_path / "empty.json").write_text("[ ]", encoding="utf-8")
-    assert len(data.source_records(tmp_path / "empty.json")) == 0
+    with pytest.raises(ZooError, match="holds no questions"):
+        data.source_records(tmp_path / "empty.json")
 
 
 def test_every_occurrence_of_the_answer_is_labelled():
@@ -156,12 +157,32 @@ def test_cloze_sentences_merge_names_and_make_questions():
     tokens = [("江", "nr"), ("泽民", "nr"), ("访问", "v"), ("美国", "ns"), ("。", "w"),
               ("美国", "ns"), ("总统", "n"), ("克林顿", "nr"), ("欢迎", "v"), ("江", "nr"), ("泽民", "nr"), ("。", "w")]
     sents = sentences(tokens)
-    assert sents == [("江泽民访问美国。", ["江泽民", "美国"]),
-                     ("美国总统克林顿欢迎江泽民。", ["美国", "克林顿", "江泽民"])]
-    qs = list(block_questions(7, sents + [("今天天气很好，大家都很高兴。", [])]))
-    assert qs and all(q["id"].startswith("pd-7-") for q in qs)
-    for q in qs:
+    assert sents == [("江泽民访问美国。", [("江泽民", "nr"), ("美国", "ns")]),
+                     ("美国总统克林顿欢迎江泽民。", [("美国", "ns"), ("克林顿", "nr"), ("江泽民", "nr")])]
+    other = [(2, "日本首相桥本龙太郎访问俄罗斯。", [("日本", "ns"), ("桥本龙太郎", "nr"), ("俄罗斯", "ns")]),
+             (3, "日本经济增长放缓。", [("日本", "ns")]), (4, "今天天气很好，大家都很高兴。", [])]
+    block = [(0, *sents[0]), (0, *sents[1])] + other
+    qs = {q["id"]: q for q in block_questions(7, block)}
+    assert set(qs) == {"pd-7-0", "pd-7-1", "pd-7-2", "pd-7-3"}  # the last sentence has no entity
+    for q in qs.values():
         answer = next(p["answer"] for p in q["passages"] if p["answer"])
-        assert answer in ("江泽民", "美国") and answer not in q["question"]
+        assert answer not in q["question"] and q["question"].endswith("？")
         assert all((p["answer"] == answer) == (answer in p["passage"]) for p in q["passages"])
         assert any(not p["answer"] for p in q["passages"])  # a distractor
+    q = qs["pd-7-0"]  # 江泽民访问美国。: the question word of the answer's type stands in the gap
+    answer = next(p["answer"] for p in q["passages"] if p["answer"])
+    assert q["question"] == {"江泽民": "谁访问美国？", "美国": "江泽民访问哪里？"}[answer]
+    # the source passage: the sentence with the next one of its line (line 0), holding the answer in context
+    passages = [p["passage"] for p in q["passages"]]
+    assert "江泽民访问美国。美国总统克林顿欢迎江泽民。" in passages
+    # the distractors hold the confounder, an entity of the answer's type absent from the question
+    distractors = [p["passage"] for p in q["passages"] if not p["answer"]]
+    if answer == "美国":
+        assert distractors and all("日本" in d for d in distractors)
+
+
+def test_the_question_word_names_the_entity_type():
+    assert ask("江泽民访问美国。", "美国", "ns") == "江泽民访问哪里？"
+    assert ask("江泽民访问美国。", "江泽民", "nr") == "谁访问美国？"
+    assert ask("新华社发表评论；", "新华社", "nt") == "哪个单位发表评论？"
+    assert ask("他读了《人民日报》", "人民日报", "nz") == "他读了《什么》？"

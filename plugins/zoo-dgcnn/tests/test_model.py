@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from zoo_core import ZooError
+
 from zoo_dgcnn.model import DGCNN, AttentionPooling, DGCNNConfig, GatedConv1d, focal_loss, passage_spans, vote
 
 VOCAB = list("的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要")
@@ -23,7 +25,9 @@ def test_shapes_and_parameter_count_of_the_release():
     assert ps.shape == pe.shape == (3, 25)
     assert ((ps > 0) & (ps < 1)).all() and ((pe > 0) & (pe < 1)).all()
     body = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("embedding"))
-    assert body == 1_003_011  # "about 1.0M parameters without embeddings" (methods.md section 9)
+    # the release's count: its passage input Dense(128) has no bias (a bias would add 128: 1,003,011)
+    assert body == 1_002_883
+    assert model.p_in.bias is None
     assert [b.conv.dilation[0] for b in model.question] == [1, 2, 1]
     assert [b.conv.dilation[0] for b in model.passage] == [1, 2, 4, 8, 16, 1]
     assert model.embedding.num_embeddings == len(VOCAB) + 2
@@ -36,7 +40,7 @@ def test_the_2018_variant_adds_positions_features_and_a_window_one_block():
     assert model.p_first.conv.kernel_size == (1,) and model.p_in.in_features == 128 * 2 + 128 + 8
     ps, _ = model(*model.example_inputs(2))
     assert ps.shape == (2, 20)
-    with pytest.raises(ValueError, match="variant"):
+    with pytest.raises(ZooError, match="variant"):
         DGCNNConfig.variant("2020")
 
 
@@ -147,3 +151,34 @@ def test_word_vectors_enter_through_a_projection(tmp_path):
     again = load_folder(tmp_path / "m")
     torch.testing.assert_close(again(q, p, qw, pw)[0], base)
     assert again.answer("中国人", ["我们是中国人"]) == model.answer("中国人", ["我们是中国人"])
+
+
+def test_jieba_gets_only_the_word_vector_words_it_lacks():
+    """As the release: re-adding a known word would change its frequency and jieba's total."""
+    import jieba
+
+    reference = jieba.Tokenizer()
+    reference.check_initialized()
+    model = _model()
+    model.set_vocabulary(VOCAB, ["中国", "我们", "蒲公英开放了"], torch.randn(3, 4))
+    tok = model.tokenizer.jieba
+    assert tok.total == reference.total + tok.FREQ["蒲公英开放了"]  # only the new word counted
+    assert tok.FREQ["中国"] == reference.FREQ["中国"] and tok.FREQ["我们"] == reference.FREQ["我们"]
+    assert model.tokenizer.cut("蒲公英开放了") == ["蒲公英开放了"]
+
+
+def test_decoding_matches_the_release_loop_on_random_probabilities():
+    """The linear-memory decoder gives the release's loop's spans and scores (orig. extract_answer)."""
+    g = torch.Generator().manual_seed(3)
+    for n in (1, 7, 40, 300):
+        text = "".join("甲乙丙丁"[int(i)] for i in torch.randint(0, 4, (n,), generator=g))
+        ps, pe = torch.rand(n, generator=g), torch.rand(n, generator=g)
+        expected: dict[str, float] = {}
+        for i in (ps > 0.1).nonzero().flatten().tolist():
+            for j in (pe > 0.1).nonzero().flatten().tolist():
+                if i <= j < i + 12:
+                    expected[text[i:j + 1]] = max(expected.get(text[i:j + 1], 0.0), float(ps[i] * pe[j]))
+        found = passage_spans(text, ps, pe)
+        assert found.keys() == expected.keys()
+        for k in found:
+            assert found[k] == pytest.approx(expected[k])

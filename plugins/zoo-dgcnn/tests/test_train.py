@@ -50,15 +50,65 @@ def test_a_short_run_raises_the_validation_score(tiny_recipe, small_config, tmp_
 
 def test_the_learning_rate_drop_reloads_best_and_resets(tiny_recipe, small_config, tmp_path):
     out = tmp_path / "run"
-    # one-batch epochs: validation after each; drop at 2 epochs done (score < 0.5 certainly)
-    config = small_config(out, limit_train=32, max_steps=3, eval_every=1, drop_min_epoch=2, drop_epoch=30,
-                          checkpoint_every=1)
+    # one-batch epochs, validation after each. The release tests Keras's 0-based epoch: `epoch > 2` first
+    # holds after 4 epochs (score < 0.5 certainly); at drop_epoch (6) epochs it reloads the best again.
+    config = small_config(out, limit_train=32, max_steps=7, eval_every=1, drop_min_epoch=2, drop_epoch=6,
+                          checkpoint_every=1, keep_checkpoints=3)  # step 5's is read below
     Trainer(tiny_recipe, config).fit()
     controls = [line for line in _log(out) if "control" in line]
-    assert len(controls) == 1 and controls[0]["step"] == 2
-    assert set(controls[0]["control"]) == {"reload_best", "reset_optimizers", "set_lr 0.0001", "reset_ema"}
-    state = load_file(out / "checkpoints" / "step-00000003" / "trainer_state.safetensors")
-    assert int(state["optim.radam.0.step"]) == 1  # fresh RAdam state after the drop at step 2
+    assert [c["step"] for c in controls] == [4, 6]
+    for c in controls:
+        assert set(c["control"]) == {"reload_best", "reset_optimizers", "set_lr 0.0001", "reset_ema"}
+    state = load_file(out / "checkpoints" / "step-00000007" / "trainer_state.safetensors")
+    assert int(state["optim.radam.0.step"]) == 1  # fresh RAdam state after the reload at step 6
+
+
+def test_the_release_waits_for_17_epochs_before_the_drop(zoo):
+    """`epoch > 15` on Keras's 0-based epoch: the first eligible validation is after 17 completed epochs."""
+    from types import SimpleNamespace
+
+    from zoo_dgcnn.train import DGCNNStep
+
+    class Control:
+        def __init__(self, epoch):
+            self.state, self.calls = SimpleNamespace(epoch=epoch), []
+
+        def __getattr__(self, name):
+            return lambda *args: self.calls.append(name)
+
+    step = DGCNNStep.__new__(DGCNNStep)
+    step.config = SimpleNamespace(ema_decay=0.9999)
+    step.drop_min_epoch, step.drop_score, step.patience, step.drop_epoch, step.low_lr = 15, 0.5, 5, 30, 1e-4
+    step.dropped, step.stale, step.best, step.reloaded_last = False, 0, None, False
+    for epoch in range(1, 17):
+        control = Control(epoch)
+        step.after_validation(control, {"score": 0.1})
+        assert control.calls == [], epoch
+    control = Control(17)
+    step.after_validation(control, {"score": 0.1})
+    assert control.calls == ["reload_best", "reset_optimizers", "set_lr", "reset_ema"]
+    for epoch in range(18, 30):
+        control = Control(epoch)
+        step.after_validation(control, {"score": 0.1})
+        assert control.calls == [], epoch
+    control = Control(30)  # the release reloads the best weights at 30 even after the drop
+    step.after_validation(control, {"score": 0.1})
+    assert control.calls == ["reload_best", "reset_optimizers", "set_lr", "reset_ema"]
+    control = Control(30)  # a second validation in the same epoch (a timed schedule) does not repeat it
+    step.after_validation(control, {"score": 0.1})
+    assert control.calls == []
+
+
+def test_word_vectors_are_named_by_file_or_installed_model(tmp_path, zoo):
+    from zoo_core import ZooError
+    from zoo_dgcnn.train import word_vectors
+
+    (tmp_path / "v.txt").write_text("2 3\n中国 1 0 0\n人民 0 1 0\n", encoding="utf-8")
+    words, vectors = word_vectors(str(tmp_path / "v.txt"))
+    assert words == ["中国", "人民"] and vectors.shape == (2, 3)
+    with pytest.raises(ZooError, match="neither a word2vec file nor an installed") as exc:
+        word_vectors("sgns-peoples-daily")  # not installed in this private home
+    assert "zoo train sgns-peoples-daily" in exc.value.hint
 
 
 def test_resume_is_bit_identical(tiny_recipe, small_config, tmp_path):

@@ -6,7 +6,6 @@ Importing this module costs only click: torch and the model are imported inside 
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -47,14 +46,27 @@ def score_sogou(predictions, gold, rows_out, as_json):
                    f"f1: {summary['f1']:.6f}\nscore: {summary['score']:.6f}")
 
 
+MAX_PASSAGES_BYTES = 64 << 20  # a passages file for one question
+
+
 def _read_passages(path: str) -> list[str]:
+    """The non-blank lines of a UTF-8 file (a byte-order mark is skipped), read with a size limit."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return [line.strip() for line in f if line.strip()]
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PASSAGES_BYTES + 1)
     except FileNotFoundError:
         raise ZooError("passages file not found", where=path) from None
+    except OSError as exc:
+        raise ZooError(f"cannot read the passages file: {exc.strerror}", where=path) from None
+    if len(raw) > MAX_PASSAGES_BYTES:
+        raise ZooError(f"the passages file is larger than {MAX_PASSAGES_BYTES >> 20} MiB", where=path,
+                       hint="give the passages of one question, one a line")
+    try:
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ZooError("the passages file is not UTF-8 text", where=path, hint="one passage per line, UTF-8") from None
+        raise ZooError("the passages file is not UTF-8 text", where=path,
+                       hint="one passage per line, UTF-8 (GBK: iconv -f GB18030 -t UTF-8)") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _model_ref(name: str) -> str:
@@ -104,4 +116,3 @@ def answer(name, question, passages, passages_file, model_ref, device, as_json):
         click.echo(out["answer"])
     else:
         click.echo("(no answer: no span passed the threshold)", err=True)
-        sys.exit(0)

@@ -102,17 +102,22 @@ class _Stream:
 
 def _open(path: Path):
     try:
-        return open(path, encoding="utf-8")
+        return open(path, encoding="utf-8-sig")  # a byte-order mark is skipped
     except FileNotFoundError:
         raise ZooError("data file not found", where=str(path),
                        hint="point --root FOLDER (zoo train / zoo eval) at the folder that holds it") from None
+
+
+def _json_type(value) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number")
 
 
 def _check(record, path: Path, n: int) -> dict:
     """A schema record, checked; the error names the file and the record."""
     where = f"{path}: record {n}"
     if not isinstance(record, dict):
-        raise ZooError(f"a record must be an object, got {type(record).__name__}", where=where)
+        raise ZooError(f"a record must be an object, got {_json_type(record)}", where=where)
     if "id" in record:
         where += f" (id {record['id']!r})"
     for key in ("question", "passages"):
@@ -147,7 +152,7 @@ def _webqa(qid: str, item, path: Path, n: int) -> dict:
 def _sogou(record, path: Path, n: int) -> dict:
     where = f"{path}: record {n}"
     if not isinstance(record, dict):
-        raise ZooError(f"a record must be an object, got {type(record).__name__}", where=where)
+        raise ZooError(f"a record must be an object, got {_json_type(record)}", where=where)
     if "query_id" in record:
         where += f" (query_id {record['query_id']!r})"
     if not isinstance(record.get("query"), str) or not isinstance(record.get("passages"), list):
@@ -164,9 +169,58 @@ def _sogou(record, path: Path, n: int) -> dict:
     return {"id": str(record.get("query_id", n)), "question": record["query"], "passages": passages}
 
 
+def not_utf8(path: Path, where: str | None = None) -> ZooError:
+    """The error for a file that is not UTF-8, naming the encoding it looks like (GBK is common for these)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    guess = None
+    for name in ("gb18030", "big5", "utf-16"):
+        try:
+            head.decode(name) if len(head) < 1 << 16 else head[:-4].decode(name)
+        except UnicodeDecodeError:
+            continue
+        guess = "GBK (GB18030)" if name == "gb18030" else name.upper()
+        break
+    if guess is None:
+        return ZooError("the file is not UTF-8 text", where=where or str(path), hint="convert it to UTF-8")
+    source = "GB18030" if guess.startswith("GBK") else guess
+    return ZooError(f"the file is not UTF-8: it looks like {guess}", where=where or str(path),
+                    hint=f"convert it first: iconv -f {source} -t UTF-8 '{path}' > converted.json")
+
+
 def read_records(path: str | os.PathLike) -> Iterator[dict]:
-    """Stream the schema records of a WebQA, SogouQA or schema file (format detected; see the module doc)."""
+    """Stream the schema records of a WebQA, SogouQA or schema file (format detected; see the module doc).
+
+    Errors name the file (and the record or line): a file that is not UTF-8 (with the encoding it
+    looks like), a JSON line that is not an object, a value nested too deeply, a record over
+    ``MAX_RECORD_CHARS``. A UTF-8 byte-order mark is accepted.
+    """
     path = Path(path)
+    try:
+        yield from _read_records(path)
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except RecursionError:
+        raise ZooError("a JSON value is nested too deeply to be a QA record", where=str(path),
+                       hint="records look like {\"id\", \"question\", \"passages\": [{\"passage\", \"answer\"}]}") \
+            from None
+
+
+def _lines(f, path: Path):
+    """(line index, text) of a text file, each line at most MAX_RECORD_CHARS characters."""
+    n = 0
+    while True:
+        line = f.readline(MAX_RECORD_CHARS + 1)
+        if not line:
+            return
+        if len(line) > MAX_RECORD_CHARS:
+            raise ZooError(f"line {n + 1} is longer than {MAX_RECORD_CHARS:,} characters", where=f"{path}:{n + 1}",
+                           hint="one record per line, each under that size")
+        yield n, line
+        n += 1
+
+
+def _read_records(path: Path) -> Iterator[dict]:
     with _open(path) as f:
         s = _Stream(f, path)
         first = s.peek()
@@ -192,7 +246,7 @@ def read_records(path: str | os.PathLike) -> Iterator[dict]:
         key = s.value()
         if key in ("id", "question", "passages", "query_id", "query", "answer"):
             f.seek(0)
-            for n, line in enumerate(f):
+            for n, line in _lines(f, path):
                 if not line.strip():
                     continue
                 try:
@@ -200,6 +254,11 @@ def read_records(path: str | os.PathLike) -> Iterator[dict]:
                 except json.JSONDecodeError as exc:
                     raise ZooError(f"malformed JSON line ({exc.msg})", where=f"{path}: record {n} (line {n + 1})") \
                         from None
+                if not isinstance(record, dict):
+                    raise ZooError(f"a JSON line must be an object (a record), got {_json_type(record)}",
+                                   where=f"{path}:{n + 1}",
+                                   hint='one record per line: {"query_id", "query", "answer", "passages"} or '
+                                        '{"id", "question", "passages"}')
                 yield _sogou(record, path, n) if "query" in record or "query_id" in record else _check(record, path, n)
             return
         n = 0
@@ -281,7 +340,13 @@ def source_records(path: str | os.PathLike) -> Records:
     if not path.is_file():
         raise ZooError("data file not found", where=str(path),
                        hint="point --root FOLDER (zoo train / zoo eval) at the folder that holds it")
-    return cached_records(f"src-{path.stem}-{_file_key(path)}", lambda: read_records(path))
+    records = cached_records(f"src-{path.stem}-{_file_key(path)}", lambda: read_records(path))
+    if len(records) == 0:
+        with open(path, "rb") as f:
+            empty = not f.read(4096).strip(b" \t\r\n\xef\xbb\xbf")
+        raise ZooError("the data file is empty" if empty else "the data file holds no questions", where=str(path),
+                       hint="give the SogouQA/WebQA file with its questions (UTF-8 JSON)")
+    return records
 
 
 # --- examples -------------------------------------------------------------------------------------------

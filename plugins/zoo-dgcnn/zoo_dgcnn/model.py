@@ -40,9 +40,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo_core import ZooModel
+from zoo_core import ZooError, ZooModel
 
 PAD, UNK = 0, 1  # character ids 0 and 1; the vocabulary's characters start at 2
+# the most padded (question, passage) positions one forward pass of `answer` holds: 64 pairs of 512
+BATCH_POSITIONS = 64 * 512
+# the longest passage `answer` reads: memory grows with the length (about 7 KB a character on CPU)
+MAX_PASSAGE_CHARS = 50_000
 
 
 @dataclass
@@ -71,7 +75,7 @@ class DGCNNConfig:
             values = {"question_rates": [1], "passage_rates": [1, 2, 4], "position_dim": 128, "features": 8,
                       "first_window": 1, **values}
         elif name != "2019":
-            raise ValueError(f"unknown DGCNN variant {name!r}: 2018 or 2019")
+            raise ZooError(f"unknown DGCNN variant {name!r}", hint="2018 or 2019")
         return cls(**values)
 
 
@@ -146,7 +150,7 @@ class DGCNN(ZooModel):
         self.word_proj = nn.Linear(c.word_dim, d, bias=False) if c.word_dim else None
         self.question = nn.ModuleList(GatedConv1d(d, d, c.kernel, r, c.dropout) for r in c.question_rates)
         self.q_pool = AttentionPooling(d)
-        self.p_in = nn.Linear(d + d + c.position_dim + c.features, d)
+        self.p_in = nn.Linear(d + d + c.position_dim + c.features, d, bias=False)  # no bias, as released
         self.p_first = GatedConv1d(d, d, c.first_window, 1, c.dropout) if c.first_window else None
         self.passage = nn.ModuleList(GatedConv1d(d, d, c.kernel, r, c.dropout) for r in c.passage_rates)
         self.p_pool = AttentionPooling(2 * d)
@@ -261,19 +265,29 @@ class DGCNN(ZooModel):
 
         Batched: a list of questions with a list of passage lists returns a list of answers. With
         ``details=True`` each answer is ``{"answer", "score", "candidates": {text: score}}``.
+        Memory grows linearly with the length of the text: a batch holds at most ``batch_size``
+        pairs and :data:`BATCH_POSITIONS` padded positions (a longer passage goes alone), and a
+        passage over :data:`MAX_PASSAGE_CHARS` characters is refused with a clear error.
         """
         single = isinstance(question, str)
         questions = [question] if single else list(question)
         groups = [passages] if single else [list(p) for p in passages]
         if len(groups) != len(questions):
-            raise ValueError(f"{len(questions)} questions but {len(groups)} passage lists")
+            raise ZooError(f"{len(questions)} questions but {len(groups)} passage lists",
+                           hint="give one list of passages per question")
+        for qi, group in enumerate(groups):
+            for pi, text in enumerate(group):
+                if len(text) > MAX_PASSAGE_CHARS:
+                    raise ZooError(f"passage {pi + 1} is {len(text):,} characters long, over the "
+                                   f"{MAX_PASSAGE_CHARS:,} this reader takes" + (f" (question {qi + 1})" if not single
+                                                                                 else ""),
+                                   hint="split it into paragraphs: each is read on its own and the votes add up")
         was_training = self.training
         self.eval()
         pairs = [(qi, p) for qi, group in enumerate(groups) for p in group]
         spans: list[list[dict]] = [[] for _ in questions]
         try:
-            for start in range(0, len(pairs), batch_size):
-                chunk = pairs[start:start + batch_size]
+            for chunk in _batches(pairs, questions, batch_size):
                 ps, pe = self.predict([questions[qi] for qi, _ in chunk], [p for _, p in chunk])
                 for (qi, text), s, e in zip(chunk, ps, pe):
                     spans[qi].append(passage_spans(text, s, e, self.config.threshold, self.config.max_answer_len))
@@ -285,20 +299,45 @@ class DGCNN(ZooModel):
         return out[0] if single else out
 
 
+def _batches(pairs: list[tuple[int, str]], questions: list[str], batch_size: int):
+    """Consecutive runs of (question index, passage) pairs whose padded size stays within BATCH_POSITIONS."""
+    chunk, width = [], 0
+    for qi, text in pairs:
+        w = max(width, len(text), len(questions[qi]))
+        if chunk and (len(chunk) >= batch_size or (len(chunk) + 1) * w > BATCH_POSITIONS):
+            yield chunk
+            chunk, w = [], max(len(text), len(questions[qi]))
+        chunk.append((qi, text))
+        width = w
+    if chunk:
+        yield chunk
+
+
 def passage_spans(text: str, p_start: torch.Tensor, p_end: torch.Tensor, threshold: float = 0.1,
                   max_len: int = 12) -> dict[str, float]:
-    """{span text: best P_start[i] * P_end[j]} over i <= j < i + max_len, both probabilities > threshold."""
+    """{span text: best P_start[i] * P_end[j]} over i <= j < i + max_len, both probabilities > threshold.
+
+    Work and memory grow with len(text) * max_len (one pass per span length), never with its square.
+    """
     n = min(len(text), len(p_start))
     p_start, p_end = p_start[:n].float(), p_end[:n].float()
-    i = torch.arange(n)
-    band = (i[None, :] >= i[:, None]) & (i[None, :] < i[:, None] + max_len)  # (n, n): i <= j < i + max_len
-    ok = band & (p_start > threshold)[:, None] & (p_end > threshold)[None, :]
+    starts = (p_start > threshold).nonzero().flatten()  # (S,)
+    ends_ok = p_end > threshold
     found: dict[str, float] = {}
-    if not bool(ok.any()):
+    rows = []
+    for k in range(max_len):
+        j = starts + k
+        j = j[j < n]
+        i = j - k
+        keep = ends_ok[j]
+        if bool(keep.any()):
+            rows.append(torch.stack([i[keep], j[keep]], 1))
+    if not rows:
         return found
-    pairs = ok.nonzero().tolist()
-    scores = (p_start[:, None] * p_end[None, :])[ok].tolist()  # row-major, as nonzero() lists the pairs
-    for (a, b), s in zip(pairs, scores):
+    pairs = torch.cat(rows)
+    pairs = pairs[torch.argsort(pairs[:, 0] * n + pairs[:, 1])]  # the release's order: by start, then end
+    scores = (p_start[pairs[:, 0]] * p_end[pairs[:, 1]]).tolist()
+    for (a, b), s in zip(pairs.tolist(), scores):
         span = text[a:b + 1]
         if s > found.get(span, 0.0):
             found[span] = s

@@ -33,7 +33,8 @@ The quirks kept (the original is Python 2 code on UTF-8 byte strings):
 - prediction lines split on "\\n" only: a "\\r" stays in the answer (and in the rows) but is stripped
   before scoring.
 
-Deliberate differences: files must be UTF-8 (the original silently drops undecodable bytes), and bad
+Deliberate differences: files must be UTF-8 (the original silently drops undecodable bytes; a
+byte-order mark is skipped), reads are bounded (``MAX_LINE_BYTES`` a line, ``MAX_FILE_BYTES`` a file), and bad
 lines (a prediction without exactly one tab, a gold line without three tab-separated fields) and
 unknown qids are errors naming the file and line, where the original stops with a bare ValueError.
 ``--out`` rows are the original's: qid, answer, exact, F1, precision, recall, the alternative that
@@ -146,19 +147,44 @@ def format_rows(rows: list[dict]) -> str:
                    f"{r['recall']:f}\t{r['best']}\n" for r in rows)
 
 
+MAX_LINE_BYTES = 1 << 20  # a gold or prediction line is a qid and a few answers
+MAX_FILE_BYTES = 1 << 30  # SogouQA's qid_answer_expand is 1 MB
+
+
 def _lines(path: Path):
-    """(line number, text without its "\\n") of a UTF-8 file, split on "\\n" only."""
+    """(line number, text without its "\\n") of a UTF-8 file, split on "\\n" only.
+
+    A byte-order mark is skipped. Reads are bounded (a line over ``MAX_LINE_BYTES``, a file over
+    ``MAX_FILE_BYTES`` is an error), so a device such as /dev/zero or an endless pipe cannot hang it.
+    """
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         raise ZooError("file not found", where=str(path)) from None
+    except OSError as exc:
+        raise ZooError(f"cannot read the file: {exc.strerror}", where=str(path)) from None
+    total = 0
     with f:
-        for number, raw in enumerate(f, 1):
+        number = 0
+        while True:
+            raw = f.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            number += 1
+            total += len(raw)
+            if len(raw) > MAX_LINE_BYTES:
+                raise ZooError(f"line {number} is longer than {MAX_LINE_BYTES:,} bytes: not a scorer file",
+                               where=f"{path}:{number}", hint="lines are qid<TAB>answer (and alternatives)")
+            if total > MAX_FILE_BYTES:
+                raise ZooError(f"the file is larger than {MAX_FILE_BYTES:,} bytes: not a scorer file",
+                               where=f"{path}:{number}")
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
             try:
                 yield number, raw.decode("utf-8").replace("\n", "")
             except UnicodeDecodeError as exc:
                 raise ZooError(f"not UTF-8 ({exc.reason} at byte {exc.start})", where=f"{path}:{number}",
-                               hint="the scorer reads UTF-8 files") from None
+                               hint="the scorer reads UTF-8 files (GBK: iconv -f GB18030 -t UTF-8)") from None
 
 
 def read_gold(path: str | os.PathLike) -> dict[str, Gold]:

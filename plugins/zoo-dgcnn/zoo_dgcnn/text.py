@@ -2,7 +2,7 @@
 
 As in the 2019 release: the character vocabulary holds the training data's characters seen at least
 ``min_count`` times (0 is padding, 1 unknown); each character also carries the vector of the jieba
-word it belongs to, with the whole word-vector vocabulary added to jieba's dictionary and the HMM
+word it belongs to, with the word-vector words jieba's dictionary lacks added to it and the HMM
 off (so jieba only ever cuts into dictionary words and single characters); out-of-vocabulary words
 get the zero vector (id 0).
 
@@ -96,8 +96,13 @@ class Tokenizer:
 
             jieba.setLogLevel(logging.WARNING)
             tok = jieba.Tokenizer()
-            for w in self.word_id or ():
-                tok.add_word(w)
+            if self.word_id:
+                # as the release: only the words jieba's dictionary lacks (add_word on a known word
+                # would change its frequency and the total, and so the segmentation)
+                tok.check_initialized()
+                for w in self.word_id:
+                    if w not in tok.FREQ:
+                        tok.add_word(w)
             self._jieba = tok
         return self._jieba
 

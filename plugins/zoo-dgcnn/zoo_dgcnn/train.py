@@ -3,13 +3,15 @@
 - Batches are strings, (questions, passages, answers); the step encodes them with the model's own
   vocabulary and labels every occurrence of the answer (:func:`zoo_dgcnn.text.answer_labels`).
 - Vocabulary: a fresh model gets the training data's characters seen ``min_count`` times (16 in the
-  release) and, when ``word_vectors`` names a word2vec file (text or binary), those vectors; all of
-  it is saved in the model folder.
+  release) and, when ``word_vectors`` names a word2vec file (text or binary) or an installed word2vec
+  model (``sgns-peoples-daily``), those vectors; all of it is saved in the model folder.
 - RAdam (lr 1e-3), the core's EMA (0.9999) of the weights for evaluation, batch 128.
-- The released schedule, after each validation (one per epoch): once at least ``drop_min_epoch``
-  (15) epochs are done, a score under ``drop_score`` (0.5) or ``patience`` (5) validations without a
-  new best drop the rate; at ``drop_epoch`` (30) epochs it drops anyway. Dropping reloads the best
-  (EMA) weights, resets the optimizer and the EMA and sets the rate to ``low_lr`` (1e-4), once.
+- The released schedule, after each validation (one per epoch), with the release's test on Keras's
+  0-based epoch number: once it is over ``drop_min_epoch`` (15), i.e. after 17 completed epochs, a
+  score under ``drop_score`` (0.5) or ``patience`` (5) validations without a new best drop the rate
+  (once); when ``drop_epoch`` (30) epochs are done it drops anyway, even after an earlier drop, as
+  the release does. Dropping reloads the best (EMA) weights, resets the optimizer and the EMA and
+  sets the rate to ``low_lr`` (1e-4).
 - Loss under torchrun: each process divides its positions' loss sum by the global number of
   positions, so N processes take the same step as one.
 - Evaluation: decode every (question, passage) pair as released, vote across passages, and score
@@ -41,6 +43,33 @@ def make_dataset(name: str, seed: int, options: dict):
     return getattr(importlib.import_module(module), cls)(seed=seed, **options)
 
 
+def word_vectors(ref: str):
+    """(words, vectors) named by ``ref``: a word2vec file (text or binary), or a word2vec model's folder or
+    catalogue id (``sgns-peoples-daily`` once ``zoo train sgns-peoples-daily`` has installed it)."""
+    from pathlib import Path
+
+    import zoo_text
+
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return zoo_text.read_word2vec(path)
+    from zoo_core import has_local_model, load_model
+
+    if not (path.is_dir() or has_local_model(ref)):
+        raise ZooError(f"word_vectors {ref!r} is neither a word2vec file nor an installed word2vec model",
+                       where="word_vectors",
+                       hint="give a word2vec file, or run `zoo train sgns-peoples-daily` and pass "
+                            "--set word_vectors=sgns-peoples-daily")
+    model = load_model(ref)
+    words = getattr(model.config, "words", None)
+    if getattr(model, "architecture", None) != "word2vec" or not words:
+        raise ZooError(f"{ref} is a {getattr(model, 'architecture', '?')} model, not word vectors",
+                       where="word_vectors", hint="name a word2vec model or file")
+    with torch.no_grad():
+        vectors = model(torch.arange(len(words))).float()  # a word2vec model maps word ids to their vectors
+    return list(words), vectors
+
+
 def load_vocabulary(model, config) -> None:
     """Give a fresh model the training data's characters (and the word vectors, when named)."""
     extra = config.extra
@@ -48,9 +77,7 @@ def load_vocabulary(model, config) -> None:
     vocab = build_vocab(data.training_texts(), int(extra.get("min_count", 16)))
     words, vectors = None, None
     if extra.get("word_vectors"):
-        import zoo_text
-
-        words, vectors = zoo_text.read_word2vec(extra["word_vectors"])
+        words, vectors = word_vectors(str(extra["word_vectors"]))
     model.set_vocabulary(vocab, words, vectors)
 
 
@@ -79,7 +106,7 @@ class DGCNNStep(TrainStep):
         self.patience = int(extra.get("patience", 5))
         self.drop_epoch = int(extra.get("drop_epoch", 30))
         self.low_lr = float(extra.get("low_lr", 1e-4))
-        self.dropped, self.stale, self.best = False, 0, None
+        self.dropped, self.stale, self.best, self.reloaded_last = False, 0, None, False
         self._gold = read_gold(extra["gold"]) if extra.get("gold") else None
 
     def configure_optimizers(self):
@@ -136,30 +163,33 @@ class DGCNNStep(TrainStep):
         return Gold.of(answer, answer)
 
     def after_validation(self, control, metrics):
-        """The release's learning-rate drop (once): reload best, reset optimizer and EMA, lr 1e-4."""
+        """The release's learning-rate drop: reload best, reset optimizer and EMA, lr 1e-4."""
         value = metrics.get("score")
         if value is not None and (self.best is None or value > self.best):
             self.best, self.stale = value, 0
         else:
             self.stale += 1
-        epochs = control.state.epoch
-        if self.dropped or epochs < self.drop_min_epoch:
-            return
-        if epochs >= self.drop_epoch or (value is not None and value < self.drop_score) or self.stale >= self.patience:
+        epoch = control.state.epoch - 1  # the release's test reads Keras's 0-based number of this epoch
+        # the release reloads here even after an earlier drop (once: validations by the clock can repeat)
+        last = epoch + 1 == self.drop_epoch and not self.reloaded_last
+        due = not self.dropped and epoch > self.drop_min_epoch and (
+            (value is not None and value < self.drop_score) or self.stale >= self.patience)
+        if last or due:
             control.reload_best()
             control.reset_optimizers()
             control.set_lr(self.low_lr)
             if self.config.ema_decay is not None:
                 control.reset_ema()
-            self.dropped, self.stale = True, 0
+            self.dropped, self.stale, self.reloaded_last = True, 0, last
 
     def state_dict(self):
-        return {"dropped": self.dropped, "stale": self.stale, "best": self.best}
+        return {"dropped": self.dropped, "stale": self.stale, "best": self.best, "reloaded_last": self.reloaded_last}
 
     def load_state_dict(self, state):
         self.dropped = bool(state.get("dropped", False))
         self.stale = int(state.get("stale", 0))
         self.best = state.get("best")
+        self.reloaded_last = bool(state.get("reloaded_last", False))
 
     def model_card(self, model, metrics, state):
         data = self.config.extra.get("data", "dgcnn-cloze")
