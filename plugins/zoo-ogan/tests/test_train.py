@@ -238,7 +238,8 @@ def test_recipes_follow_the_scripts(zoo):
     assert celeba.dataset == "image-folder" and celeba.model_config == {"img_size": 128, "channels": 3}
     sm = zoo.get_recipe_spec("ogan-celebahq256-sm-ema")
     assert sm.model_config["self_modulated"] and sm.model_config["kernel"] == 4 and sm.model_config["z_dim"] == 256
-    assert (sm.defaults["batch_size"], sm.defaults["rho_weight"], sm.defaults["ema_decay"]) == (48, 1.0, [0.999, 0.9999])
+    d = sm.defaults
+    assert (d["batch_size"], d["rho_weight"], d["ema_decay"]) == (48, 1.0, [0.999, 0.9999])
     from zoo_core.registry import catalogue
 
     entries = {e.id: e for e in catalogue().values() if e.plugin == "ogan"}
