@@ -39,7 +39,7 @@ def test_a_short_run_raises_the_validation_score(tiny_recipe, small_config, tmp_
     before = evaluate(tiny_recipe, untrained, split="validation", config=config)
     trainer.fit()
     after = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"][-1]
-    # measured (89 questions): score 0.027 -> 0.206 (accuracy 0 -> 0.180) in 10 s of training on 2 threads
+    # 10 s of training on 2 threads lift the score well clear of the untrained model's
     assert after["score"] > before["score"] + 0.1, (before, after)
     assert after["accuracy"] > before["accuracy"], (before, after)
     loaded = load_model(tmp_path / "run" / "model")
