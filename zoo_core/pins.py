@@ -35,8 +35,18 @@ def is_dot_part(part: str) -> bool:
     return any(form in ("", ".", "..") for form in (part, unquote(part), unicodedata.normalize("NFKC", unquote(part))))
 
 
-def check_repo_path(path: str, where: str) -> None:
-    """Raise UnsafeFileError for a repo file path that could land outside the repo's folder."""
+#: Longest file name part, and whole repo path, in UTF-8 bytes: a part is one file name on disk (255 on
+#: every common filesystem), and the path lands under the cache folder, within the system's 4096.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 1024
+
+
+def check_repo_path(path: str, where: str, *, length: bool = True) -> None:
+    """Raise UnsafeFileError for a repo file path that could land outside the repo's folder.
+
+    With ``length``, also raise ZooError for a path too long to be stored on disk (``MAX_NAME_BYTES``
+    per part, ``MAX_PATH_BYTES`` in all), before anything is downloaded or written.
+    """
     bad = (
         not isinstance(path, str) or not path or "\\" in path or "\0" in path or path.startswith(("/", "~"))
         or re.match(r"^[A-Za-z]:", path) is not None
@@ -48,6 +58,22 @@ def check_repo_path(path: str, where: str) -> None:
             where=where,
             hint="a repo path must be relative, without '..' or absolute parts; fix the pin or the repo",
         )
+    if length:
+        longest = max(len(part.encode("utf-8", "surrogatepass")) for part in path.split("/"))
+        total = len(path.encode("utf-8", "surrogatepass"))
+        if longest > MAX_NAME_BYTES or total > MAX_PATH_BYTES:
+            from .errors import ZooError
+
+            raise ZooError(
+                f"file path {_short(path)} is too long to store ({total} bytes, a part of {longest}; at most "
+                f"{MAX_NAME_BYTES} per part and {MAX_PATH_BYTES} in all)",
+                where=where, hint="rename the file in the repo (and the pin), or leave it out of the pull")
+
+
+def _short(text: str, keep: int = 60) -> str:
+    """``text`` quoted, its middle cut out when it is long (error messages stay readable)."""
+    return repr(text) if len(text) <= 2 * keep else repr(text[:keep]) + f" … ({len(text)} characters) … " + \
+        repr(text[-keep:])
 
 
 @dataclass(frozen=True)

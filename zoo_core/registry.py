@@ -210,11 +210,24 @@ def parse_registry(text: str, source: str) -> list[Entry]:
     return entries
 
 
+#: The largest registry file read (the main one is a few KB): ZOO_REGISTRY=/dev/zero must not fill memory.
+MAX_REGISTRY_BYTES = 16 * 1024 * 1024
+
+
 def load_registry_file(path: str | os.PathLike) -> list[Entry]:
-    """Read and validate one registry file."""
+    """Read and validate one registry file (a regular file of at most ``MAX_REGISTRY_BYTES``)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if not path.is_dir() and path.exists() and not path.is_file():  # a FIFO would block, a device never end
+            raise RegistryError("registry file is not a regular file (a device, FIFO or socket)", where=str(path),
+                                hint=f"point {USER_REGISTRY_ENV} (or --registry) at a YAML file")
+        with open(path, "rb") as f:
+            data = f.read(MAX_REGISTRY_BYTES + 1)
+        if len(data) > MAX_REGISTRY_BYTES:
+            raise RegistryError(f"registry file is larger than {MAX_REGISTRY_BYTES // (1024 * 1024)} MB",
+                                where=str(path), hint=f"check the path (set by {USER_REGISTRY_ENV} or --registry); "
+                                                      "a registry lists models in a few KB")
+        text = data.decode("utf-8")
     except OSError as exc:
         raise RegistryError(f"cannot read registry file: {exc.strerror}", where=str(path),
                             hint=f"check the path (set by {USER_REGISTRY_ENV} or --registry)") from None

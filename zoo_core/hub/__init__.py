@@ -2,8 +2,9 @@
 
 Files land in the standard Hugging Face cache (``<HF_HUB_CACHE>/models--org--name/``:
 ``blobs/``, ``snapshots/<commit>/``), so ``hf cache ls`` sees them. The client only
-checks sizes; this package checks every pinned file's size and sha256 after the
-download, removes anything that does not match (blob and snapshot link) and raises
+checks sizes; this package checks every pinned file's size and sha256 (large files
+while they are written, the others as soon as they arrive) before the pull returns,
+removes anything that does not match (blob and snapshot link) and raises
 :class:`~zoo_core.errors.IntegrityError`. A verified snapshot is recorded in a small
 JSON marker under ``$ZOO_HOME/verified/`` (default ``~/.cache/zoo``) holding each
 blob's size and mtime, so a later ``pull`` of the same pin makes no network request
@@ -23,6 +24,7 @@ One job per module:
 - ``cache``: ``RepoCache`` (one repo's paths in the cache: storage, refs, locks, eviction, markers)
   and ``Marker`` (what was verified, per blob)
 - ``download``: the client's downloads, its errors translated into ZooErrors
+- ``stream``: large files fetched with the client's ``http_get`` and hashed while they are written
 - ``verify``: hashing what is cached against what is expected
 - ``pull``: ``pull``, ``pull_repo``, ``snapshot_path``, ``local_state``, ``recheck``
 - ``manage``: ``cached_models``, ``remove``

@@ -11,11 +11,25 @@ COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
 
 
+#: Longest org or repo name the Hub accepts (``huggingface_hub``'s ``validate_repo_id``)
+MAX_REPO_NAME = 96
+
+
 def check_repo_id(repo_id: str) -> None:
-    """Raise ZooError unless ``repo_id`` looks like ``org/name`` (and cannot climb out of the cache folder)."""
-    if not isinstance(repo_id, str) or not _REPO_ID_RE.match(repo_id) or ".." in repo_id:
-        raise ZooError(f"invalid Hub repo id {repo_id!r}", where=str(repo_id),
-                       hint="a repo id looks like 'org/name' (letters, digits, '-', '_', '.')")
+    """Raise ZooError unless ``repo_id`` looks like ``org/name`` (and cannot climb out of the cache folder).
+
+    The Hub's own rules too, so that the client never refuses it later with a raw message: at most
+    ``MAX_REPO_NAME`` characters per part, no ``--`` or ``..``, no part ending in ``-`` or ``.``.
+    """
+    ok = isinstance(repo_id, str) and _REPO_ID_RE.match(repo_id) and ".." not in repo_id and "--" not in repo_id
+    if ok and any(len(part) > MAX_REPO_NAME or part.endswith(("-", ".")) for part in repo_id.split("/")):
+        ok = False
+    if not ok:
+        shown = repr(repo_id) if not isinstance(repo_id, str) or len(repo_id) <= 120 else \
+            f"{repo_id[:60]!r} … ({len(repo_id)} characters)"
+        raise ZooError(f"invalid Hub repo id {shown}", where=str(repo_id)[:200],
+                       hint=f"a repo id looks like 'org/name': letters, digits, '-', '_', '.', at most "
+                            f"{MAX_REPO_NAME} characters each, no '--' or '..', not ending in '-' or '.'")
 
 
 # git's ref-name rules (git check-ref-format), which the Hub applies to branch and tag names
@@ -35,8 +49,10 @@ def check_revision(revision: str, where: str = "") -> None:
         or any(part.startswith(".") or part.endswith(".lock") for part in revision.split("/")))
     ok = ok and not any(is_dot_part(part) for part in revision.split("/"))
     if not ok:
-        raise ZooError(f"invalid revision {revision!r}: not a commit sha, branch or tag name",
-                       where=where or str(revision),
+        shown = repr(revision) if not isinstance(revision, str) or len(revision) <= 120 else \
+            f"{revision[:60]!r} … ({len(revision)} characters, at most 255)"
+        raise ZooError(f"invalid revision {shown}: not a commit sha, branch or tag name",
+                       where=(where or str(revision))[:300],
                        hint="a revision is a 40-hex commit or a git branch/tag name such as 'main' or 'v1.0' "
                             "(no '..', no leading '/' or '-', no spaces or ~^:?*[\\)")
 

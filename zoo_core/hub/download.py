@@ -130,6 +130,7 @@ def download(repo: RepoCache, commit: str, expects: Sequence[Expect], *, endpoin
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
     repo_id, repo_type, cache = repo.repo_id, repo.repo_type, repo.cache
+    deadline = pull_timeout()  # a bad ZOO_PULL_TIMEOUT is reported before any request
     sync_client()
     first = expects[0].path
     try:
@@ -173,7 +174,7 @@ def download(repo: RepoCache, commit: str, expects: Sequence[Expect], *, endpoin
         if on_file is not None:
             on_file(e, hashed)
 
-    _run_with_deadline(one, list(by_path), pull_timeout(), where=f"{endpoint}/{repo_id}",
+    _run_with_deadline(one, list(by_path), deadline, where=f"{endpoint}/{repo_id}",
                        what=f"{repo_id}@{commit[:12]}")
 
 
@@ -183,6 +184,7 @@ def _run_with_deadline(one, paths: Sequence[str], seconds: float | None, *, wher
     The downloads run in daemon threads: one that a deadline abandons cannot keep the program
     alive, and what it had written stays on disk for the next pull to resume from.
     """
+    paths = list(dict.fromkeys(paths))  # a path listed twice is downloaded once, and counted once
     results: dict[str, BaseException | None] = {}
     pending = list(paths)
     slots = threading.Semaphore(min(8, len(paths)))

@@ -44,8 +44,36 @@ def hub_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def hub_endpoint(endpoint: str | None = None) -> str:
-    """The Hub to talk to: ``endpoint``, else ``HF_ENDPOINT`` (mirrors, test hubs), else https://huggingface.co."""
+    """The Hub to talk to: ``endpoint``, else ``HF_ENDPOINT`` (mirrors, test hubs), else https://huggingface.co.
+
+    Both are checked (``check_endpoint``): the client reads ``HF_ENDPOINT`` when it is imported, and
+    an invalid one would make that import fail with a traceback.
+    """
+    check_endpoint(os.environ.get("HF_ENDPOINT"), "HF_ENDPOINT")
+    if endpoint:
+        check_endpoint(endpoint, "endpoint")
     return (endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
+def check_endpoint(url: str | None, where: str) -> None:
+    """Raise ZooError unless ``url`` (if set) is an http(s) URL with a host and a valid port."""
+    if not url:
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        ok = False
+    if not ok:
+        from ..errors import ZooError
+
+        shown = repr(url) if len(url) <= 120 else f"{url[:100]!r} … ({len(url)} characters)"
+        raise ZooError(f"{where}={shown} is not a valid Hub URL", where=where,
+                       hint="give the Hub's address as http(s)://HOST[:PORT][/PATH], e.g. https://huggingface.co "
+                            "or a mirror's URL; unset HF_ENDPOINT for the Hub itself")
 
 
 def token(value: str | bool | None) -> str | bool | None:
@@ -67,6 +95,7 @@ def _as_int(value: str | None) -> int | None:
 
 def sync_client() -> None:
     """Make huggingface_hub's import-time constants agree with the environment as it is now."""
+    check_endpoint(os.environ.get("HF_ENDPOINT"), "HF_ENDPOINT")  # before the client's import reads it
     from huggingface_hub import constants
 
     with _sync_lock:
@@ -90,14 +119,25 @@ def pull_timeout() -> float | None:
     """Seconds one pull may take in all: ``ZOO_PULL_TIMEOUT`` (0 or "none": no deadline), default 4 hours.
 
     The client's own timeouts bound each request, not a server that trickles bytes forever.
+    Anything but a finite number of seconds, not negative (``nan``, ``inf``, ``-5``, ``soon``), is a
+    ZooError: ``nan`` would otherwise turn the deadline off without a word.
     """
+    import math
+
     value = (os.environ.get("ZOO_PULL_TIMEOUT") or "").strip().lower()
-    if value in ("0", "none", "off"):
+    if not value:
+        return float(PULL_TIMEOUT_DEFAULT)
+    if value in ("none", "off"):
         return None
     try:
-        return float(value) if value else float(PULL_TIMEOUT_DEFAULT)
+        seconds = float(value)
     except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
         from ..errors import ZooError
 
-        raise ZooError(f"ZOO_PULL_TIMEOUT={value!r} is not a number of seconds", where="ZOO_PULL_TIMEOUT",
-                       hint="set it to seconds (e.g. 7200), or 0 for no deadline") from None
+        raise ZooError(f"ZOO_PULL_TIMEOUT={value!r} is not a number of seconds (finite, 0 or more)",
+                       where="ZOO_PULL_TIMEOUT",
+                       hint="set it to seconds (e.g. 7200), or 0 for no deadline; unset it for the default of "
+                            f"{PULL_TIMEOUT_DEFAULT} s")
+    return seconds or None

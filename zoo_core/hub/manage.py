@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ZooError
 from .cache import RepoCache, stat_file
-from .env import hub_cache_dir
+from .env import check_endpoint, hub_cache_dir
 
 logger = logging.getLogger(__package__)  # "zoo_core.hub", as before the split
 
@@ -49,6 +49,7 @@ class CachedModel:
 
 def cached_models(cache_dir: str | os.PathLike | None = None) -> list[CachedModel]:
     """Every repo in the HF cache (via ``huggingface_hub.scan_cache_dir``), sorted by repo id; [] if no cache."""
+    check_endpoint(os.environ.get("HF_ENDPOINT"), "HF_ENDPOINT")  # the client's import reads it
     from huggingface_hub import scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
@@ -85,6 +86,7 @@ def remove(repo_id: str, revision: str | None = None, cache_dir: str | os.PathLi
     Uses ``scan_cache_dir().delete_revisions(...)``; blobs still used by other revisions stay. Returns the
     bytes freed (0 if nothing matched). A repo folder the scanner reports as damaged is removed whole.
     """
+    check_endpoint(os.environ.get("HF_ENDPOINT"), "HF_ENDPOINT")  # the client's import reads it
     from huggingface_hub import scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 

@@ -180,6 +180,9 @@ def pull_repo(repo_id: str, revision: str = "main", *, repo_type: str = "model",
                 f"{repo_id}@{commit[:12]} is not in the local cache and HF_HUB_OFFLINE is set",
                 where=str(repo.storage),
                 hint="pull it once while online (unset HF_HUB_OFFLINE); after that it works offline")
+        if commit == revision:
+            # one quick request first: the tree listing retries a refused connection for ~25 s, printing each try
+            resolve_revision(repo_id, commit, repo_type=repo_type, endpoint=endpoint_s, token=token)
         manifest = select_files(list_tree(repo_id, commit, repo_type=repo_type, endpoint=endpoint_s, token=token),
                                 repo_id=repo_id, commit=commit, patterns=patterns)
     expects = [Expect(path=m["path"], size=m["size"], sha256=m.get("sha256"), git_sha1=m.get("git_sha1"))
@@ -228,10 +231,11 @@ def select_files(files: list, *, repo_id: str, commit: str, patterns: Sequence[s
     """
     where = f"{repo_id}@{commit[:12]}"
     for f in files:  # refuse the whole repo if any path could escape it
-        check_repo_path(f.path, where)
+        check_repo_path(f.path, where, length=False)
     chosen = [f for f in files if any(fnmatch.fnmatch(f.path, p) or fnmatch.fnmatch(f.path.rsplit("/", 1)[-1], p)
                                       for p in patterns)]
     for f in chosen:
+        check_repo_path(f.path, where)  # and a path too long to store, before anything is downloaded
         refuse_pickle(f.path, where)
     if not any(f.path.endswith(".safetensors") for f in chosen):
         pickles = sorted(f.path for f in files if is_pickle(f.path))
@@ -245,13 +249,17 @@ def select_files(files: list, *, repo_id: str, commit: str, patterns: Sequence[s
         if tuple(patterns) == REPO_FILE_PATTERNS:
             raise ZooError(f"{repo_id} has no .safetensors weights", where=where,
                            hint="check the repo id and revision")
-    manifest = []
+    manifest: dict[str, dict] = {}
     for f in sorted(chosen, key=lambda f: f.path):
         if f.lfs is not None:
-            manifest.append({"path": f.path, "size": int(f.lfs.size), "sha256": f.lfs.sha256, "lfs": True})
+            m = {"path": f.path, "size": int(f.lfs.size), "sha256": f.lfs.sha256, "lfs": True}
         else:
-            manifest.append({"path": f.path, "size": int(f.size), "git_sha1": f.blob_id, "lfs": False})
-    return manifest
+            m = {"path": f.path, "size": int(f.size), "git_sha1": f.blob_id, "lfs": False}
+        if manifest.setdefault(f.path, m) != m:  # a mirror listing a file twice: once is enough, if it agrees
+            raise ZooError(f"the listing of {repo_id}@{commit[:12]} names {f.path} twice, with different content",
+                           where=where, hint="the Hub (or the mirror in HF_ENDPOINT) serves an inconsistent tree; "
+                                             "try again later or use another endpoint")
+    return list(manifest.values())
 
 
 def snapshot_path(pin: HubPin, cache_dir: str | os.PathLike | None = None) -> Path | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,13 +31,15 @@ def folder_files(folder: Path) -> list[Path]:
     A symlink whose target lies outside the folder (a file or a folder) raises
     ``UnsafeFileError``: the upload would publish whatever it points to, a
     private file anywhere on disk. Links that stay inside the folder are fine.
+    A file to upload that is not a regular file (FIFO, socket, device, broken
+    link) raises ``ZooError``: the upload would hang on it or fail halfway.
     """
     root = folder.resolve()
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):  # symlinked folders are listed, not entered
         for name in dirnames + filenames:
             p = Path(dirpath, name)
-            if p.is_symlink() and not p.resolve().is_relative_to(root):
+            if p.is_symlink() and not _resolved(p).is_relative_to(root):
                 raise UnsafeFileError(
                     f"{p.relative_to(folder).as_posix()} is a symlink to {os.readlink(p)}, outside the folder",
                     where=str(p),
@@ -45,8 +48,33 @@ def folder_files(folder: Path) -> list[Path]:
         for name in filenames:
             p = Path(dirpath, name)
             if not any(fnmatch.fnmatch(p.relative_to(folder).as_posix(), pat) for pat in UPLOAD_IGNORE):
+                _check_regular(p, folder)
                 out.append(p)
     return sorted(out)
+
+
+def _resolved(p: Path) -> Path:
+    try:
+        return p.resolve()
+    except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+        raise ZooError(f"{p.name} is a symlink loop", where=str(p),
+                       hint="remove the link or point it at a file inside the folder, then push again") from None
+
+
+def _check_regular(p: Path, folder: Path) -> None:
+    """Raise ZooError unless ``p`` (or what its link points to) is a regular file: reading a FIFO would
+    wait forever for a writer, a device never ends, a dangling link cannot be read."""
+    rel = p.relative_to(folder).as_posix()
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        raise ZooError(f"{rel} cannot be read ({exc.strerror})", where=str(p),
+                       hint="remove it (a broken link?) or move it out of the folder, then push again") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise ZooError(f"{rel} is {kind}, not a regular file: nothing was uploaded", where=str(p),
+                       hint="push uploads regular files only; move it out of the folder, then push again")
 
 
 def push(folder: str | os.PathLike, repo_id: str, *, token: str | bool | None = None, endpoint: str | None = None,
