@@ -171,19 +171,21 @@ def _sogou(record, path: Path, n: int) -> dict:
 
 def not_utf8(path: Path, where: str | None = None) -> ZooError:
     """The error for a file that is not UTF-8, naming the encoding it looks like (GBK is common for these)."""
+    import codecs
+
     with open(path, "rb") as f:
         head = f.read(1 << 16)
     guess = None
-    for name in ("gb18030", "big5", "utf-16"):
-        try:
-            head.decode(name) if len(head) < 1 << 16 else head[:-4].decode(name)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        guess = source = "UTF-16"
+    else:
+        try:  # GB18030 is the superset of GBK and GB2312; a character cut by the 64 KiB read is fine
+            codecs.getincrementaldecoder("gb18030")().decode(head, final=False)
+            guess, source = "GBK (GB18030)", "GB18030"
         except UnicodeDecodeError:
-            continue
-        guess = "GBK (GB18030)" if name == "gb18030" else name.upper()
-        break
+            pass
     if guess is None:
         return ZooError("the file is not UTF-8 text", where=where or str(path), hint="convert it to UTF-8")
-    source = "GB18030" if guess.startswith("GBK") else guess
     return ZooError(f"the file is not UTF-8: it looks like {guess}", where=where or str(path),
                     hint=f"convert it first: iconv -f {source} -t UTF-8 '{path}' > converted.json")
 
