@@ -161,7 +161,9 @@ def fetch_blob(repo: RepoCache, url: str, *, endpoint: str, token, tqdm_class, d
     if blob.exists():
         return None
     headers = build_hf_headers(token=token)
-    location = meta.location or url
+    # as the client does: a Xet file fetched over plain HTTP goes through the resolve URL, others straight
+    # to where the metadata request was redirected
+    location = url if meta.xet_file_data is not None else (meta.location or url)
     if urlsplit(location).netloc != urlsplit(url).netloc:  # a CDN's signed URL: the token stays with the Hub
         headers.pop("authorization", None)
     blobs.mkdir(parents=True, exist_ok=True)
