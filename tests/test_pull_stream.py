@@ -246,3 +246,49 @@ def test_an_unpinned_repo_gets_git_sha1_for_its_large_regular_files(local_hub, r
 
 def _content_ok(snap: Path) -> bool:
     return (snap / "config.json").read_bytes() == b"{}"
+
+
+def test_a_file_redirected_to_another_host_is_fetched_without_the_token(local_hub, monkeypatch):
+    """A Hub answers with a redirect to a CDN on another host: the token must stay with the Hub, also when a
+    partial file is resumed (the resume once sent it along)."""
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    local_hub.publish("org/big", FILES)
+    pin = local_hub.pin("org/big")
+    cdn = local_hub.endpoint.replace("127.0.0.1", "localhost")  # the same server under another host name
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _redirect(self):
+            head = urllib.request.urlopen(urllib.request.Request(local_hub.endpoint + self.path, method="HEAD"))
+            self.send_response(302)
+            for k in ("X-Repo-Commit", "ETag", "X-Linked-Etag", "X-Linked-Size"):
+                if head.headers.get(k):
+                    self.send_header(k, head.headers[k])
+            self.send_header("Location", cdn + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET = _redirect
+
+    hub_server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=hub_server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{hub_server.server_address[1]}")
+        monkeypatch.setenv("HF_TOKEN", local_hub.token)
+        blobs = local_hub.cache_dir / "models--org--big" / "blobs"
+        blobs.mkdir(parents=True)
+        (blobs / f"{_sha(BIG)}.1f2e3d4c.incomplete").write_bytes(BIG[:5 * MB])
+        local_hub.clear_requests()
+        snap = hub.pull(pin, progress=False)
+    finally:
+        hub_server.shutdown()
+        hub_server.server_close()
+    assert (snap / "model.safetensors").read_bytes() == BIG
+    gets = [r for r in local_hub.request_log if r.method == "GET"]
+    assert {r.path.rsplit("/", 1)[-1] for r in gets} == {"model.safetensors", "config.json"}
+    assert all("authorization" not in {k.lower() for k in r.headers} for r in gets)
+    assert hub.local_state(pin) == "verified"
