@@ -56,7 +56,7 @@ def zoo_run(corpus, threads, out, seed=0, **settings):
     log = [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]
     train_seconds = [r["train_seconds"] for r in log if r.get("split") == "validation"][-1]
     blocks = len(load_corpus(corpus, 5, 1024).block_starts)
-    batch = int(settings.get("batch_size", 16))
+    batch = int(settings.get("batch_size", 64))
     fraction = (blocks // batch) * batch / blocks
     model = load_model(best)
     return model.config.words, model.input.detach().clone(), train_seconds, wall, fraction

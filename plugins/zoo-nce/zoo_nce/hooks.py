@@ -5,16 +5,17 @@ from __future__ import annotations
 from zoo_core import DatasetSpec, ModelSpec, RecipeSpec, hookimpl
 
 # gensim's Word2Vec(sg=1, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5, epochs=5,
-# alpha=0.025, min_alpha=0.0001): the comparison of BENCHMARKS.md. One step is 16 blocks of 1024 words,
-# spread over the threads (zoo_nce.kernel); the torch fallback updates them one block after the other.
+# alpha=0.025, min_alpha=0.0001): the comparison of BENCHMARKS.md. One step is 64 blocks of 1024 words,
+# spread over the threads (zoo_nce.kernel; fewer, longer steps: the threads wait for each other once a
+# step); the torch fallback updates them one block after the other.
 SGNS_DEFAULTS = {
     "epochs": 5,
-    "batch_size": 16,
+    "batch_size": 64,
     "lr": 0.025,
     "eval_every": None,  # no held-out data: one loss report at the end
     "eval_batch_size": 8,
-    "checkpoint_every": 200,
-    "log_every": 20,
+    "checkpoint_every": 50,
+    "log_every": 5,
 }
 
 # question → tags: NCE with 20 noise tags from count^0.75, SparseAdam on the tables, Adam on the rest

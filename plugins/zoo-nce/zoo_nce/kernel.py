@@ -31,6 +31,7 @@ import os
 import threading
 
 _lock = threading.Lock()
+_run_lock = threading.Lock()
 _kernel = None
 _failed: str | None = None
 
@@ -38,10 +39,19 @@ _failed: str | None = None
 def _build():
     import numba
 
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # numba would take OpenMP where it finds it; on a 2-core box its threads gave 2 threads no speed-up
+        # over 1 (16-block steps, measured), where the workqueue layer scales. Set before the first launch.
+        numba.config.THREADING_LAYER = "workqueue"
     from . import _sgns_numba
 
     _sgns_numba.warm_up()
-    return numba, _sgns_numba.run
+
+    def run(*args):
+        with _run_lock:  # the workqueue layer does not take parallel launches from two threads at once
+            return _sgns_numba.run(*args)
+
+    return numba, run
 
 
 def load():
