@@ -142,7 +142,7 @@ def test_dropped_connection_pull_completes_and_verifies(local_hub):
     local_hub.drop_connection("org/tiny", "model.safetensors", after_bytes=150_000)
     assert _content(hub.pull(pin, progress=False)) == FILES
     gets = [r for r in local_hub.request_log if r.method == "GET" and r.path.endswith("model.safetensors")]
-    # the client keeps whole 10 MiB chunks only, so it restarted this small file (Range resume: test_local_hub.py)
+    # the client keeps whole chunks only (1 MiB, env.sync_client), so it restarted this small file
     assert len(gets) == 2 and gets[0].status == 200
     assert hub.local_state(pin) == "verified"
 

@@ -49,8 +49,8 @@ class HashingWriter:
     so that a single download is not slowed by it when a core is free; :meth:`close` stops it.
     """
 
-    #: chunks handed to the hashing thread and not yet hashed, at most (the client writes 10 MiB ones)
-    BACKLOG = 4
+    #: chunks handed to the hashing thread and not yet hashed, at most (1 MiB ones: env.DOWNLOAD_CHUNK_SIZE)
+    BACKLOG = 8
 
     def __init__(self, f, *, have: int = 0, git_size: int | None = None):
         self._f = f
