@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import subprocess
 import sys
@@ -80,6 +81,8 @@ def test_new_plugin_scaffold_passes_its_own_tests(tmp_path):
                           cwd=tmp_path)
     assert test.returncode == 0, test.stdout[-3000:]
     assert " passed" in test.stdout and "failed" not in test.stdout
+    if importlib.util.find_spec("gradio") is not None:  # the [serve] extra: the template's demo.py is checked too
+        assert "skipped" not in test.stdout, test.stdout[-3000:]
     r = run_zoo(["new-plugin", "demo-net", "--dir", str(tmp_path)])
     assert r.returncode == 1 and "already exists" in r.stderr
 

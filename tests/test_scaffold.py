@@ -8,7 +8,7 @@ import pytest
 from zoo_core import ZooError
 from zoo_core.scaffold import create_plugin
 
-LAYOUT = {"hooks.py", "model.py", "data.py", "train.py", "cli.py", "__init__.py"}
+LAYOUT = {"hooks.py", "model.py", "data.py", "train.py", "cli.py", "demo.py", "__init__.py"}
 
 
 def test_the_layout_every_plugin_uses(tmp_path):

@@ -88,6 +88,45 @@ def register_commands(cli):
     from .cli import attach
 
     attach(cli)
+
+
+@hookimpl
+def register_demos(register):
+    # The model's tab in `zoo serve` (zoo_$pkg/demo.py, imported only when serving; needs zoo-core[serve]).
+    register("$name", "zoo_$pkg.demo:build")
+''',
+    "zoo_$pkg/demo.py": '''\
+"""$title's tab in `zoo serve`: numbers in, the model's prediction out. Imported only by `zoo serve`."""
+
+from functools import partial
+
+import gradio as gr
+
+
+def build(tab):
+    """A box of numbers and a button; the prediction (endpoint `<model>_predict`)."""
+    values = gr.Textbox(label="input: numbers separated by spaces", value=" ".join(["0"] * 16))
+    button = gr.Button("Predict")
+    answer = gr.Number(label="prediction")
+    tab.on([button.click], partial(predict, tab), [values], answer, name="predict",
+           description="numbers separated by spaces -> the model's prediction")
+
+
+def predict(tab, text):
+    """The model's output for the numbers in ``text``; a ZooError (shown in the page) for bad input."""
+    import torch
+
+    from zoo_core import ZooError
+
+    model = tab.model()  # loaded on first use, with a status line in the page
+    try:
+        values = [float(v) for v in (text or "").split()]
+    except ValueError:
+        raise ZooError("the input must be numbers separated by spaces") from None
+    if len(values) != model.config.dim:
+        raise ZooError(f"got {len(values)} numbers, the model takes {model.config.dim}")
+    with torch.no_grad():
+        return float(model(torch.tensor([values]))[0])
 ''',
     "zoo_$pkg/model.py": '''\
 """$title. Replace this MLP with your model; keep the config a dataclass."""
@@ -250,6 +289,7 @@ $title, packaged for the zoo.
 ```bash
 zoo train $name                 # trains, then installs the best model in the zoo's local store
 zoo $name-predict 0.5 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+zoo serve $name                 # the same in a browser tab (zoo_$pkg/demo.py), and as an HTTP endpoint
 ```
 
 ## Develop
