@@ -68,7 +68,7 @@ def register_recipes(register):
 ENTRIES = {
     "sgns-peoples-daily": ("word-embedding", "word2vec",
                            "word2vec SGNS vectors trained here on People's Daily 1998-01 (offline)",
-                           "Run `zoo train sgns-peoples-daily` (offline, about 20 s on 2 CPU cores); then "
+                           "Run `zoo train sgns-peoples-daily` (offline, under a minute on 2 CPU cores); then "
                            "`zoo similar sgns-peoples-daily 中国` or `zoo export word2vec sgns-peoples-daily OUT.txt`"),
     "zhidao-tags": ("text-classification", "zhidao-tags",
                     "question -> tag model trained with NCE on the Baidu Zhidao corpus from your file",
