@@ -29,7 +29,7 @@ _LAZY = {
     "zoo_home": "store", "local_model_dir": "store", "has_local_model": "store",
     "atomic_file": "files", "atomic_dir": "files", "write_text": "files", "write_bytes": "files",
     "replace_dir": "files", "copy_dir": "files", "sha256_file": "files", "verify_sha256": "files",
-    "did_you_mean": "errors",
+    "did_you_mean": "errors", "parse_key_values": "options",
     # training under torchrun
     "shard_draw": "distributed",
 }
@@ -39,7 +39,8 @@ __all__ = [
     "PluginError", "RecipeSpec", "RegistryError", "TrainConfig", "TrainState", "TrainStep", "Trainer",
     "UnknownNameError", "UnsafeFileError", "Update", "ZooDataset", "ZooError", "ZooModel", "atomic_dir",
     "atomic_file", "build_model", "cached", "copy_dir", "did_you_mean", "evaluate", "get_entry",
-    "has_local_model", "hookimpl", "load_model", "local_model_dir", "model_card", "model_state", "pull",
+    "has_local_model", "hookimpl", "load_model", "local_model_dir", "model_card", "model_state",
+    "parse_key_values", "pull",
     "pull_pinned", "remove", "replace_dir", "resolve_folder", "search", "sha256_file", "shard_draw", "train",
     "verify", "verify_sha256", "write_bytes", "write_text", "zoo_home",
 ]

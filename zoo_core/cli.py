@@ -15,6 +15,7 @@ import click
 
 from . import plugins
 from .errors import ZooError
+from .options import parse_key_values
 from .release import command as release_command
 
 
@@ -240,7 +241,7 @@ def pull(name, source, options):
     from .store import has_local_model
 
     fetched = source is None and entry.hub is None and not has_local_model(entry.id)  # a converter's own download
-    folder = pull_weights(entry.id, source=source, options=_parse_options(options))
+    folder = pull_weights(entry.id, source=source, options=parse_key_values(options, "--option"))
     if source is not None:
         click.echo(f"converted {source} -> {folder}")
     elif entry.package is not None:
@@ -252,19 +253,6 @@ def pull(name, source, options):
         click.echo(f"{entry.id} is already in the local store: {folder}")
     else:
         click.echo(f"{entry.id}: verified {len(entry.hub.files)} files at {entry.hub.revision[:7]} -> {folder}")
-
-
-def _parse_options(pairs) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ZooError(f"option {pair!r} is not KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 @cli.command()
@@ -459,7 +447,7 @@ def _train_config(recipe, kwargs):
         values["accept_changes"] = True
     if kwargs.get("no_progress"):
         values["progress"] = False
-    values.update(_parse_options(kwargs.get("sets", ())))
+    values.update(parse_key_values(kwargs.get("sets", ())))
     if kwargs.get("root") is not None:
         values["dataset_options"] = {**dict(values.get("dataset_options") or {}), "root": kwargs["root"]}
     return TrainConfig.from_dict(values)
@@ -479,7 +467,8 @@ def train(name, no_install, model_sets, **kwargs):
 
     recipe = plugins.get_recipe_spec(name)
     if model_sets:
-        recipe = dataclasses.replace(recipe, model_config={**recipe.model_config, **_parse_options(model_sets)})
+        model_config = {**recipe.model_config, **parse_key_values(model_sets, "--model-set")}
+        recipe = dataclasses.replace(recipe, model_config=model_config)
     config = _train_config(recipe, kwargs)
     if no_install:
         config.install = False

@@ -456,7 +456,7 @@ def command(names, org, dry_run, registry_file, device, limit_eval, root, sets, 
     or data terms forbid redistribution, and entries already published with the same weights, are
     skipped with the reason. Needs a token with write access (HF_TOKEN or `hf auth login`).
     """
-    from .cli import _parse_options
+    from .options import parse_key_values
 
     def show(item: Item) -> None:
         where = f" -> {item.repo_id} (after checking it on its {item.split} split)" if item.action == "publish" else ""
@@ -475,7 +475,7 @@ def command(names, org, dry_run, registry_file, device, limit_eval, root, sets, 
     if dry_run:
         click.echo(f"plan (dry run: nothing is evaluated, pushed or written); repos under {org}/")
     items = release(list(names) or None, org=org, registry=registry_file, dry_run=dry_run, device=device,
-                    limit_eval=limit_eval, root=root, sets=_parse_options(sets), private=private, report=show)
+                    limit_eval=limit_eval, root=root, sets=parse_key_values(sets), private=private, report=show)
     published = [i.id for i in items if i.action == "published"]
     if dry_run:
         todo = sum(i.action == "publish" for i in items)

@@ -21,29 +21,6 @@ def images():
     """Image datasets and sample-quality metrics (zoo-images)."""
 
 
-def _parse_sets(sets) -> dict:
-    """KEY=VALUE pairs as `zoo train --set` reads them: VALUE as JSON when it parses, else the string.
-
-    The core's parser (zoo_core.cli._parse_options) is not public API, so this mirrors it until the core
-    exports one; it also refuses an empty KEY and JSON nested past the recursion limit.
-    """
-    from zoo_core import ZooError
-
-    out = {}
-    for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ZooError(f"bad --set {item!r}", where="--set", hint="write KEY=VALUE, e.g. --set size=32")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-        except RecursionError:
-            raise ZooError(f"the value of --set {key} is nested too deeply to read", where=f"--set {key}",
-                           hint="give a plain value, e.g. --set size=32") from None
-    return out
-
-
 @images.command("fid")
 @click.option("--dataset", default="mnist", show_default=True, help="mnist, fashion-mnist or image-folder")
 @click.option("--split", default="test", show_default=True, help="the split scored")
@@ -66,11 +43,11 @@ def fid_command(dataset, split, against, root, sets, features, inception_weights
 
     Real statistics are computed once per split and cached under ZOO_HOME/metrics/.
     """
-    from zoo_core import ZooError
+    from zoo_core import ZooError, parse_key_values
 
     from .metrics import INCEPTION_HINT, InceptionFeatures, LeNetFeatures, installed_inception_weights, split_metrics
 
-    options = _parse_sets(sets)
+    options = parse_key_values(sets)
     if root:
         options["root"] = root
     if features == "inception":
