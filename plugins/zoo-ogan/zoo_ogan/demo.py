@@ -13,13 +13,11 @@ import gradio as gr
 
 
 def build(tab) -> None:
-    """Three endpoints: ``<model>_sample``, ``<model>_reconstruct`` and ``<model>_interpolate``."""
-    with gr.Row():
-        seed = gr.Number(0, label="seed", precision=0, minimum=0, maximum=2**31 - 1)
-        n = gr.Slider(1, 100, value=36, step=1, label="samples")
-    grid = gr.Image(label="samples", type="numpy", format="png", interactive=False, height=360)
-    tab.on([seed.change, n.release], partial(sample, tab), [seed, n], grid, name="sample", on_open=True,
-           trigger_mode="always_last", description="O-GAN samples G(z), z from a seed: (seed, samples 1-100) -> grid")
+    """Three endpoints: ``<model>_sample`` (zoo-images' generator grid), ``<model>_reconstruct`` and
+    ``<model>_interpolate``."""
+    from zoo_images.demo import add_sample_grid
+
+    add_sample_grid(tab, "O-GAN samples G(z), z from a seed: (seed, samples 1-100) -> grid")
 
     gr.Markdown("#### Reconstruct a picture: G(E(x)), through the encoder the discriminator learned")
     with gr.Row():
@@ -40,24 +38,6 @@ def build(tab) -> None:
     strip = gr.Image(label="interpolation", type="numpy", format="png", interactive=False)
     tab.on([go.click], partial(interpolate, tab), [first, second, steps, invert], strip, name="interpolate",
            uploads=True, description="(first picture, second picture, steps 2-16, invert) -> a strip of pictures")
-
-
-def sample(tab, seed, n):
-    """The grid of ``n`` images G(z) with z drawn from ``seed``, as an (H, W, C) uint8 array."""
-    import torch
-
-    from zoo_core import ZooError
-    from zoo_images.pictures import grid_array
-
-    if seed is None or n is None:
-        raise ZooError("seed and samples both need a value")
-    n = int(n)
-    if not 1 <= n <= 100:
-        raise ZooError(f"samples must be between 1 and 100, got {n}")
-    model = tab.model()
-    images = model.sample(n, generator=torch.Generator().manual_seed(int(seed)), device=_device(model))
-    grid = grid_array(images.float().cpu())
-    return grid[:, :, 0] if grid.shape[2] == 1 else grid  # (H, W) for grey
 
 
 def _device(model):
