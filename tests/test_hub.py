@@ -13,6 +13,7 @@ import pytest
 from zoo_core import hub
 from zoo_core.errors import IntegrityError, UnsafeFileError, ZooError
 from zoo_core.pins import FilePin, HubPin
+from zoo_core.testing import free_port
 
 
 WEIGHTS = bytes(range(256)) * 1200  # 300 KiB, served LFS-style
@@ -221,11 +222,7 @@ def test_offline_before_any_pull_is_a_clear_error(local_hub, monkeypatch):
 
 
 def test_connection_refused_is_quick_and_clear(hf_cache):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     pin = HubPin("org/tiny", "a" * 40, (FilePin("config.json", "0" * 64, 2),))
     t0 = time.monotonic()
     with pytest.raises(hub.HubConnectionError, match="could not download") as err:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from zoo_core.testing import free_port
 import torch
 
 from fake_dists import run_zoo
@@ -67,9 +67,7 @@ def _mirror_repo(mirrors: Path, repo_id: str, folder: Path, lfs: tuple[str, ...]
 def olah(tmp_path):
     """An olah mirror serving ``tmp_path/mirrors`` offline on a free loopback port; stopped afterwards."""
     cli = _olah_cli()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mirrors = tmp_path / "mirrors"
     mirrors.mkdir()
     config = tmp_path / "olah.toml"

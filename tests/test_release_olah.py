@@ -4,10 +4,10 @@ tests/test_olah.py: `.venv-olah` or ZOO_OLAH, which .ci/run sets)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 
 import pytest
+from zoo_core.testing import free_port
 
 from test_olah import _olah_cli, _wait_for
 from test_release import ORG, fresh_home, list_rows, load_in_subprocess, release_cli, release_env, train  # noqa: F401
@@ -19,9 +19,7 @@ from fake_dists import run_zoo
 def olah_proxy(local_hub, tmp_path):
     """olah on a free loopback port, online, with the loopback Hub as its upstream; stopped afterwards."""
     cli = _olah_cli()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     upstream = local_hub.endpoint.split("://", 1)[1]
     config = tmp_path / "olah.toml"
     config.write_text(f"""[basic]

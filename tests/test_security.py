@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from zoo_core import hub
 from zoo_core.errors import UnsafeFileError, ZooError
 from zoo_core.hub.cache import RepoCache
+from zoo_core.testing import free_port
 
 FILES = {"config.json": b'{"architecture": "tiny"}', "model.safetensors": b"weights"}
 TRAVERSALS = ["../x", "a/../../x", "/abs/x", "a\\..\\x", "%2e%2e/x", "a/%2E%2E/x", "\u2025/x", "./x", "a//x"]
@@ -117,12 +118,7 @@ def test_push_accepts_links_that_stay_inside_the_folder(local_hub, tmp_path):
 
 
 def test_push_to_an_unreachable_hub_says_push_again(tmp_path, monkeypatch):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
@@ -132,14 +128,6 @@ def test_push_to_an_unreachable_hub_says_push_again(tmp_path, monkeypatch):
 
 
 # --- issue 23: the Hub and registry surfaces, attacked ---------------------------------------------
-
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again: nothing listens there
-
 
 def test_a_mirror_listing_a_file_twice_pulls_at_once(local_hub, monkeypatch):
     """Every file arrives; the wait loop once compared unique paths with the doubled list, and waited it out."""
@@ -208,7 +196,7 @@ def test_a_pinned_revision_against_an_unreachable_hub_fails_fast_and_quietly(hf_
     """Without a network: one clean error in a few seconds, not 25 s of the client's raw retry lines."""
     import time
 
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     for revision in ("0123456789abcdef0123456789abcdef01234567", "main"):
         start = time.monotonic()
         with pytest.raises(hub.HubConnectionError, match="could not download"):

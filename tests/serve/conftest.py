@@ -9,13 +9,13 @@ what the README shows), else to the test's temporary folder.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from zoo_core.testing import free_port
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -24,13 +24,6 @@ pytest.importorskip("gradio", reason="zoo serve needs the [serve] extra: pip ins
 
 MAX_UPLOAD_MB = 1
 MAX_PIXELS = 1_000_000
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

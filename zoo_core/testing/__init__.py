@@ -5,6 +5,7 @@ get the ``local_hub`` fixture without any conftest.
 """
 
 from .fixtures_home import only_plugins
+from .ports import free_port
 from .runs import run_config, torchrun
 
-__all__ = ["only_plugins", "run_config", "torchrun"]
+__all__ = ["free_port", "only_plugins", "run_config", "torchrun"]
