@@ -1093,6 +1093,7 @@ def train(name, config: TrainConfig | dict | None = None, **overrides) -> Path:
         values.update(config or {})
     values.update(overrides)
     config = TrainConfig.from_dict(values)
+    check_extra(recipe, config)  # before the lock makes the run folder: a typo leaves nothing behind
     check_run_folder(Path(config.out))
     with RunLock(config.out) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
         return _train_and_install(recipe, config)
