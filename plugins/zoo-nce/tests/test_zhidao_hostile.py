@@ -164,3 +164,24 @@ def test_utf8_bom_and_windows_line_ends_are_read(tmp_path):
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + _lines_bytes(3).replace(b"\n", b"\r\n"))
     assert [r.url for r in iter_records(path)] == ["u0", "u1", "u2"]
+
+
+def test_export_to_stdout_writes_only_the_vectors_there(tmp_path):
+    """`zoo export word2vec MODEL -`: the vectors on stdout, the "wrote ..." line on stderr, so a pipe gets a
+    file gensim reads (the status line used to land inside the vectors)."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from zoo_nce.model import Word2Vec
+
+    model = Word2Vec.from_config({"words": ["甲", "乙", "丙"], "dim": 4})
+    model.save_pretrained(tmp_path / "m")
+    r = subprocess.run([sys.executable, "-m", "zoo_core.cli", "export", "word2vec", str(tmp_path / "m"), "-"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "3 4" and len(lines) == 4 and "wrote" not in r.stdout
+    assert "wrote 3 vectors" in r.stderr
+    assert torch.tensor([float(v) for v in lines[1].split()[1:]]).shape == (4,)

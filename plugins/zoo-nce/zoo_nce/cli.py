@@ -35,7 +35,8 @@ def attach(cli: click.Group) -> None:
 
             model = _load_word2vec(model_ref)
             zoo_text.write_word2vec(out, model.config.words, model.input.detach().float(), binary=binary)
-            click.echo(f"wrote {len(model.config.words)} vectors of dim {model.config.dim} to {out}")
+            # on stderr: with OUT "-" (or /dev/stdout) the vectors themselves are on stdout
+            click.echo(f"wrote {len(model.config.words)} vectors of dim {model.config.dim} to {out}", err=True)
 
     if "similar" not in cli.commands:
         @cli.command("similar")
@@ -67,7 +68,7 @@ def attach(cli: click.Group) -> None:
             from .zhidao import write_synthetic
 
             write_synthetic(out, records, tags, seed=seed, zipf=zipf)
-            click.echo(f"wrote {records} records over {tags} tags to {out}")
+            click.echo(f"wrote {records} records over {tags} tags to {out}", err=True)  # OUT may be stdout
 
         @nce.command("scan-zhidao")
         @click.argument("path", type=click.Path(dir_okay=False))
