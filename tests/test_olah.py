@@ -9,6 +9,7 @@ own (its dependencies are not ours): ``.ci/run`` makes ``.venv-olah`` and sets
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,8 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from zoo_core.testing import free_port
 import torch
+
+from zoo_core.testing import free_port
 
 from fake_dists import run_zoo
 from test_pull_cli import _registry
@@ -63,13 +65,10 @@ def _mirror_repo(mirrors: Path, repo_id: str, folder: Path, lfs: tuple[str, ...]
     return _git(repo, "rev-parse", "HEAD")
 
 
-@pytest.fixture
-def olah(tmp_path):
-    """An olah mirror serving ``tmp_path/mirrors`` offline on a free loopback port; stopped afterwards."""
-    cli = _olah_cli()
-    port = free_port()
-    mirrors = tmp_path / "mirrors"
-    mirrors.mkdir()
+@contextlib.contextmanager
+def run_olah(tmp_path, port: int, basic: str, *, offline: bool):
+    """olah-cli on 127.0.0.1:``port`` with ``basic`` added to its [basic] settings, its log in
+    ``tmp_path/olah.log``; terminated on exit. Yields the process."""
     config = tmp_path / "olah.toml"
     config.write_text(f"""[basic]
 host = "127.0.0.1"
@@ -78,21 +77,30 @@ repos-path = "{tmp_path / 'olah-cache'}"
 mirror-scheme = "http"
 mirror-netloc = "127.0.0.1:{port}"
 mirror-lfs-netloc = "127.0.0.1:{port}"
-mirrors-path = ["{mirrors}"]
-
+{basic}
 [accessibility]
-offline = true
+offline = {"true" if offline else "false"}
 """)
-    log = open(tmp_path / "olah.log", "wb")
-    proc = subprocess.Popen([cli, "-c", str(config)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    yield {"url": url, "mirrors": mirrors, "proc": proc, "log": tmp_path / "olah.log"}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with open(tmp_path / "olah.log", "wb") as log:
+        proc = subprocess.Popen([_olah_cli(), "-c", str(config)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def olah(tmp_path):
+    """An olah mirror serving ``tmp_path/mirrors`` offline on a free loopback port; stopped afterwards."""
+    port = free_port()
+    mirrors = tmp_path / "mirrors"
+    mirrors.mkdir()
+    with run_olah(tmp_path, port, f'mirrors-path = ["{mirrors}"]\n', offline=True) as proc:
+        yield {"url": f"http://127.0.0.1:{port}", "mirrors": mirrors, "proc": proc, "log": tmp_path / "olah.log"}
 
 
 def _wait_for(olah, repo_id: str, seconds: float = 60) -> None:

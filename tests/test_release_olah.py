@@ -4,12 +4,10 @@ tests/test_olah.py: `.venv-olah` or ZOO_OLAH, which .ci/run sets)."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from zoo_core.testing import free_port
 
-from test_olah import _olah_cli, _wait_for
+from test_olah import _wait_for, run_olah
 from test_release import ORG, fresh_home, list_rows, load_in_subprocess, release_cli, release_env, train  # noqa: F401
 
 from fake_dists import run_zoo
@@ -18,33 +16,11 @@ from fake_dists import run_zoo
 @pytest.fixture
 def olah_proxy(local_hub, tmp_path):
     """olah on a free loopback port, online, with the loopback Hub as its upstream; stopped afterwards."""
-    cli = _olah_cli()
     port = free_port()
     upstream = local_hub.endpoint.split("://", 1)[1]
-    config = tmp_path / "olah.toml"
-    config.write_text(f"""[basic]
-host = "127.0.0.1"
-port = {port}
-repos-path = "{tmp_path / 'olah-cache'}"
-hf-scheme = "http"
-hf-netloc = "{upstream}"
-hf-lfs-netloc = "{upstream}"
-mirror-scheme = "http"
-mirror-netloc = "127.0.0.1:{port}"
-mirror-lfs-netloc = "127.0.0.1:{port}"
-
-[accessibility]
-offline = false
-""")
-    log = open(tmp_path / "olah.log", "wb")
-    proc = subprocess.Popen([cli, "-c", str(config)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    yield {"url": f"http://127.0.0.1:{port}", "proc": proc, "log": tmp_path / "olah.log"}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    basic = f'hf-scheme = "http"\nhf-netloc = "{upstream}"\nhf-lfs-netloc = "{upstream}"\n'
+    with run_olah(tmp_path, port, basic, offline=False) as proc:
+        yield {"url": f"http://127.0.0.1:{port}", "proc": proc, "log": tmp_path / "olah.log"}
 
 
 def test_released_models_pull_and_load_through_olah(release_env, olah_proxy):  # noqa: F811 - the fixture
