@@ -42,6 +42,8 @@ class TimedStep(GANQPStep):
     ``config.extra``: ``budget_seconds`` (training seconds, evaluation excluded), ``no_eval`` (calibration).
     """
 
+    extra_keys = GANQPStep.extra_keys + ("budget_seconds", "no_eval")
+
     def __init__(self, model, config):
         super().__init__(model, config)
         self.eval_seconds = 0.0
