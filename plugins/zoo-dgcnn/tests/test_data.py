@@ -9,6 +9,7 @@ import pytest
 
 from zoo_core import ZooError
 from zoo_dgcnn import data
+from zoo_dgcnn.records import _Stream, read_records, source_records
 from zoo_dgcnn.cloze import ask, block_questions, sentences
 from zoo_dgcnn.text import answer_labels, build_vocab
 
@@ -49,7 +50,7 @@ def test_every_format_reads_into_the_schema(tmp_path, fmt):
         path.write_text(json.dumps(WEBQA, ensure_ascii=False), encoding="utf-8")
     else:
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n\n" for r in SOGOU), encoding="utf-8")
-    records = list(data.read_records(path))
+    records = list(read_records(path))
     assert _summary(records) == EXPECTED
     assert [r["id"] for r in records] == (["Q_TRN_1", "Q_TRN_2"] if fmt == "webqa" else ["a1", "a2"])
 
@@ -57,10 +58,10 @@ def test_every_format_reads_into_the_schema(tmp_path, fmt):
 def test_the_reader_streams_in_small_chunks(tmp_path, monkeypatch):
     path = tmp_path / "webqa.json"
     path.write_text(json.dumps(WEBQA, ensure_ascii=False, indent=2), encoding="utf-8")
-    monkeypatch.setattr(data._Stream.__init__, "__defaults__", (7,))  # 7-character reads
-    assert _summary(data.read_records(path)) == EXPECTED
+    monkeypatch.setattr(_Stream.__init__, "__defaults__", (7,))  # 7-character reads
+    assert _summary(read_records(path)) == EXPECTED
     path.write_text(json.dumps(SCHEMA, ensure_ascii=False), encoding="utf-8")
-    assert _summary(data.read_records(path)) == EXPECTED
+    assert _summary(read_records(path)) == EXPECTED
 
 
 @pytest.mark.parametrize("text,message,where", [
@@ -80,22 +81,22 @@ def test_malformed_records_name_the_file_and_the_record(tmp_path, text, message,
     path = tmp_path / "bad.json"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ZooError, match=message) as exc:
-        list(data.read_records(path))
+        list(read_records(path))
     assert str(path) in exc.value.where and where in exc.value.where
 
 
 def test_the_record_cache_gives_random_access_and_is_written_once(tmp_path, zoo_home):
     path = tmp_path / "SogouQA.json"
     path.write_text(json.dumps(SCHEMA, ensure_ascii=False), encoding="utf-8")
-    records = data.source_records(path)
+    records = source_records(path)
     assert len(records) == 2 and records[1]["id"] == "a2" and records[0]["question"] == "中国的首都是哪里"
     mtime = records.path.stat().st_mtime_ns
-    assert data.source_records(path).path.stat().st_mtime_ns == mtime  # cached
+    assert source_records(path).path.stat().st_mtime_ns == mtime  # cached
     with pytest.raises(ZooError, match="not found"):
-        data.source_records(tmp_path / "missing.json")
+        source_records(tmp_path / "missing.json")
     (tmp_path / "empty.json").write_text("[ ]", encoding="utf-8")
     with pytest.raises(ZooError, match="holds no questions"):
-        data.source_records(tmp_path / "empty.json")
+        source_records(tmp_path / "empty.json")
 
 
 def test_every_occurrence_of_the_answer_is_labelled():
@@ -124,7 +125,7 @@ def test_training_examples_depend_on_seed_epoch_and_index_only(tmp_path, zoo_hom
     records = [{"id": str(i), "question": f"q{i}", "passages": [{"passage": f"p{i}-{j}" * 40, "answer": ""}
                                                               for j in range(4)]} for i in range(10)]
     path.write_text(json.dumps(records), encoding="utf-8")
-    recs = data.source_records(path)
+    recs = source_records(path)
     a, b = data.TrainExamples([(recs, 2)], seed=1), data.TrainExamples([(recs, 2)], seed=1)
     assert len(a) == 20
     assert [a[i] for i in range(20)] == [b[i] for i in reversed(range(20))][::-1]

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from zoo_core import ZooError
 from zoo_dgcnn import data
+from zoo_dgcnn.records import read_records
 from zoo_dgcnn.sogou import read_gold, read_predictions
 
 SOGOU_LINE = {"query_id": "1", "query": "中国的首都是哪里", "answer": "北京",
@@ -35,7 +36,7 @@ def test_a_gbk_file_names_the_encoding_to_convert_from(tmp_path, fmt):
     text = json.dumps(SCHEMA, ensure_ascii=False) if fmt == "array" else json.dumps(SOGOU_LINE, ensure_ascii=False)
     path.write_bytes(text.encode("gbk"))
     with pytest.raises(ZooError, match="GBK") as exc:
-        list(data.read_records(path))
+        list(read_records(path))
     assert exc.value.where == str(path) and "iconv -f GB18030 -t UTF-8" in exc.value.hint
 
 
@@ -44,7 +45,7 @@ def test_a_json_line_that_is_not_an_object_names_file_and_line(tmp_path, bad):
     path = tmp_path / "SogouQA.json"
     path.write_text(json.dumps(SOGOU_LINE, ensure_ascii=False) + "\n\n" + bad + "\n", encoding="utf-8")
     with pytest.raises(ZooError, match="must be an object") as exc:
-        list(data.read_records(path))
+        list(read_records(path))
     assert exc.value.where == f"{path}:3"
 
 
@@ -57,7 +58,7 @@ def test_deep_nesting_is_a_clear_error_not_a_recursion_error(tmp_path, text):
     path = tmp_path / "deep.json"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ZooError, match="nested too deeply") as exc:
-        list(data.read_records(path))
+        list(read_records(path))
     assert exc.value.where == str(path)
 
 
@@ -66,7 +67,7 @@ def test_a_utf8_byte_order_mark_is_accepted_in_data_files(tmp_path, fmt):
     path = tmp_path / "SogouQA.json"
     text = json.dumps(SCHEMA, ensure_ascii=False) if fmt == "array" else json.dumps(SOGOU_LINE, ensure_ascii=False)
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
-    records = list(data.read_records(path))
+    records = list(read_records(path))
     summary = [(r["id"], r["question"], r["passages"][0]["answer"]) for r in records]
     assert summary == [("1", "中国的首都是哪里", "北京")]
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from .data import Records, cached_records
+from .records import Records, cached_records
 
 # the question word of each entity type (nr person, ns place, nt organisation, nz other proper noun)
 QUESTION_WORDS = {"nr": "谁", "ns": "哪里", "nt": "哪个单位", "nz": "什么"}
