@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from zoo_core.testing.pytest_plugin import *  # noqa: F403  (the zoo's test kit: fixtures, private caches)
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

@@ -1,7 +1,9 @@
 """The plugin author kit: a loopback Hub server, fixtures and contract tests.
 
-Installed as a pytest plugin (entry point ``pytest11``), so a plugin's tests
-get the ``local_hub`` fixture without any conftest.
+Opt-in: a plugin's ``tests/conftest.py`` takes the kit's fixtures (``local_hub``,
+``hf_cache``, ``zoo_home``) and private caches with one line,
+``from zoo_core.testing.pytest_plugin import *  # noqa: F403`` (see
+:mod:`zoo_core.testing.pytest_plugin`); installing zoo-core registers no pytest plugin.
 """
 
 from .fixtures_home import only_plugins

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from zoo_core.testing import only_plugins, run_config
+from zoo_core.testing.pytest_plugin import *  # noqa: F403  (the zoo's test kit: fixtures, private caches)
 
 PLUGINS = "dgcnn"
 # A small reader: 32-d, question rates 1, 2, passage rates 1, 2, 4, 1.

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from zoo_core.testing import only_plugins, run_config
+from zoo_core.testing.pytest_plugin import *  # noqa: F403  (the zoo's test kit: fixtures, private caches)
 
 PLUGINS = "ganqp,images"
 # A small G and D (D 16, 32, 64 channels; G Dense(4*4*64), 32, 16, 1) at the recipe's 32 px.

@@ -12,6 +12,7 @@ import yaml
 
 from zoo_core import registry
 from zoo_gpt2ml.testing import ReleaseHosts
+from zoo_core.testing.pytest_plugin import *  # noqa: F403  (the zoo's test kit: fixtures, private caches)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_OF = {"gpt2-ml": FIXTURES / "clue-h16", "gpt2-ml-legacy": FIXTURES / "legacy-h8"}

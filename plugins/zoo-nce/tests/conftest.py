@@ -7,6 +7,7 @@ import random
 import pytest
 
 from zoo_core.testing import only_plugins
+from zoo_core.testing.pytest_plugin import *  # noqa: F403  (the zoo's test kit: fixtures, private caches)
 
 zoo = only_plugins("nce")
 

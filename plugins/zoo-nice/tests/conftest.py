@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from zoo_core.testing import run_config
+from zoo_core.testing.pytest_plugin import *  # noqa: F403  (the zoo's test kit: fixtures, private caches)
 
 
 @pytest.fixture(scope="session")
