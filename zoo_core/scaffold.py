@@ -233,6 +233,12 @@ def attach(cli):
         with torch.no_grad():
             click.echo(f"{float(model(torch.tensor([values]))[0]):.6g}")
 ''',
+    "tests/conftest.py": '''\
+"""The zoo's test kit for these tests: the local_hub, hf_cache and zoo_home fixtures, and a session whose
+ZOO_HOME, HF_HOME and XDG_CACHE_HOME are a temporary folder (so no test writes into your real caches)."""
+
+from zoo_core.testing.pytest_plugin import *  # noqa: F403
+''',
     "tests/test_contract.py": '''\
 from zoo_core.testing.contract import ContractTests
 
