@@ -492,6 +492,7 @@ def test_a_hub_snapshot_may_link_into_its_blobs(originals, tmp_path):
 def test_damage_is_found_before_any_tensor_is_read(originals, tmp_path, monkeypatch):
     """Loading never leaves a half state: a bad last shard stops the load before the first is read."""
     import zoo_core.model as zm
+    import zoo_core.reader as zr
     from zoo_core import load_model
 
     folder = tmp_path / "m"
@@ -499,7 +500,7 @@ def test_damage_is_found_before_any_tensor_is_read(originals, tmp_path, monkeypa
     last = _weights(folder)[-1]
     last.write_bytes(last.read_bytes()[:-1])
     calls = []
-    monkeypatch.setattr(zm, "_read_cast", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(zr, "_read_cast", lambda *a, **k: calls.append(a))
     monkeypatch.setattr(zm, "read_tensors", lambda *a, **k: calls.append(a))
     with pytest.raises(ZooError, match="truncated"):
         load_model(folder)

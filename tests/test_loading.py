@@ -57,7 +57,7 @@ def test_load_refuses_another_architecture_before_reading_the_weights(zoo_plugin
     def no_weights(*args, **kwargs):
         raise AssertionError("the weights were read")
 
-    monkeypatch.setattr(zoo_core.model, "read_weights", no_weights)
+    monkeypatch.setattr(zoo_core.model, "read_headers", no_weights)
     with pytest.raises(ZooError) as err:
         load_model(folder, architecture="toy-gan")
     assert err.value.what == f"{folder} is a toy-mlp model, not toy-gan"

@@ -23,8 +23,8 @@ _LAZY = {
     "HubPin": "pins", "FilePin": "pins",
     # writing a plugin
     "ZooModel": "model", "ZooDataset": "data", "model_card": "card",
-    "TrainStep": "trainer", "TrainConfig": "trainer", "Update": "trainer", "Trainer": "trainer",
-    "train": "trainer", "evaluate": "trainer", "TrainState": "checkpoint", "Control": "trainer",
+    "TrainStep": "step", "TrainConfig": "step", "Update": "step", "Control": "step", "Trainer": "trainer",
+    "train": "trainer", "evaluate": "trainer", "TrainState": "checkpoint",
     # where things live, and how they are written
     "zoo_home": "store", "local_model_dir": "store", "has_local_model": "store",
     "atomic_file": "files", "atomic_dir": "files", "write_text": "files", "write_bytes": "files",

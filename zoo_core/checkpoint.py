@@ -349,7 +349,7 @@ def load_weights(module, folder: str | Path) -> None:
     Every name, shape and dtype is checked before the first tensor is copied,
     so damage never leaves the module half loaded.
     """
-    from .model import read_weights
+    from .reader import read_weights
 
     device = next(module.parameters()).device
     expected = module.state_dict()
@@ -386,7 +386,7 @@ class Checkpoint:
 
 def read_checkpoint_meta(folder: str | Path) -> Checkpoint:
     """The small part of a checkpoint (trainer state JSON, model config), or :class:`DamagedCheckpoint`."""
-    from .model import read_config, read_json
+    from .reader import read_config, read_json
 
     folder = Path(folder)
     try:
@@ -403,7 +403,7 @@ def read_checkpoint_meta(folder: str | Path) -> Checkpoint:
 def read_checkpoint(folder: str | Path | Checkpoint, *, model, ema=None) -> Checkpoint:
     """Read a checkpoint whole (weights checked against ``model``, optimizer state decoded) without touching
     the run; :class:`DamagedCheckpoint` if any of it is damaged."""
-    from .model import read_header, read_tensors, read_weights
+    from .reader import read_header, read_tensors, read_weights
 
     ck = folder if isinstance(folder, Checkpoint) else read_checkpoint_meta(folder)
     folder, saved = ck.folder, ck.saved
@@ -510,7 +510,7 @@ def restore_best(checkpoint: str | Path, out: str | Path) -> None:
 
     A damaged copy is not put back: ``OUT/model`` stays as it is, and a warning says so.
     """
-    from .model import read_config, read_headers
+    from .reader import read_config, read_headers
 
     best = Path(checkpoint) / BEST_DIR
     if not _has_model(best):
