@@ -14,13 +14,13 @@ from pathlib import Path
 import click
 
 from . import plugins
+from .commands import CommandGroup, load_plugin_commands
 from .errors import ZooError
 from .options import parse_key_values
-from .release import command as release_command
 
 
-class ZooGroup(click.Group):
-    """Turns ZooErrors into a short message and exit code 1, and loads plugin commands."""
+class ZooGroup(CommandGroup):
+    """Turns ZooErrors into a short message and exit code 1; plugin commands load when needed (commands.py)."""
 
     def invoke(self, ctx):
         try:
@@ -50,7 +50,8 @@ def _importer(exc: BaseException) -> str | None:
     return where
 
 
-@click.group(cls=ZooGroup)
+@click.group(cls=ZooGroup, lazy={"serve": "zoo_core.serve.command:serve_command",
+                                 "release": "zoo_core.release:command"})
 @click.version_option(package_name="zoo-core")
 @click.option("--registry", "registry_files", multiple=True, type=click.Path(dir_okay=False),
               help="An extra registry file (also ZOO_REGISTRY, separated by ':').")
@@ -60,21 +61,6 @@ def cli(registry_files):
 
     for path in registry_files:
         add_registry_file(path)
-
-
-@cli.group()
-def sample():
-    """Draw samples from a generative model (commands come from plugins)."""
-
-
-@cli.group()
-def generate():
-    """Generate text with a language model (commands come from plugins)."""
-
-
-@cli.group()
-def convert():
-    """Convert weights from their original format into a zoo model folder (commands come from plugins)."""
 
 
 # -- catalogue ---------------------------------------------------------------------------
@@ -171,7 +157,7 @@ def info(name, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def plugins_cmd(as_json):
     """Installed plugins, what they register, and any that failed."""
-    plugins.load_plugins()
+    load_plugin_commands(cli)  # the plugins, and their commands: a command that failed to attach shows below
     found = {name: {"name": name, "hooks": [], "models": [], "datasets": [], "recipes": [], "converters": [],
                     "status": "ok"} for name, _ in plugins.pm.list_name_plugin()}
     for name in found:
@@ -565,22 +551,6 @@ def new_plugin(name, directory):
     folder = create_plugin(name, directory)
     click.echo(f"created {folder}")
     click.echo(f"next: pip install -e {folder} && pytest {folder}/tests")
-
-
-# `zoo serve` (zoo_core/serve): click only here; gradio is imported when the command runs
-from .serve.command import serve_command  # noqa: E402
-
-cli.add_command(serve_command)
-
-
-def _load_plugin_commands():
-    plugins.add_commands(cli)
-
-
-cli.add_command(release_command)  # zoo_core/release.py: evaluate, push and catalogue the trained models
-
-
-_load_plugin_commands()
 
 
 def main():  # pragma: no cover - console entry

@@ -67,13 +67,20 @@ def register_converters(register):
 
 
 @hookspec
-def register_commands(cli):
-    """Add click commands to ``zoo``.
+def register_commands(commands, cli):
+    """Add click commands to ``zoo`` (loaded only when a command line needs them).
 
-    ``cli`` is the top-level click group. Add a command with ``@cli.command()``,
-    or attach a sub-command to one of the core's dispatch groups, for example
-    ``@cli.commands["sample"].command("nice-mnist")``. The groups are
-    ``sample``, ``generate`` and ``convert``.
+    ``commands`` is this plugin's :class:`zoo_core.commands.PluginCommands`:
+    ``commands.add(cmd, to="sample", name="my-flow")`` attaches ``zoo sample
+    my-flow`` to one of the verbs the core declares (``sample``, ``generate``,
+    ``convert``, ``score``, ``export``, ``similar``, ``answer``: see
+    ``zoo_core.commands.VERBS``), and ``commands.add(cmd)`` puts ``zoo PLUGIN
+    CMD`` in the plugin's own namespace (``commands.describe(text)`` is its help
+    line). A name that is taken is skipped and reported by ``zoo plugins``.
+
+    ``cli``, the top-level click group, is still passed to hooks that name it,
+    for plugins written before ``commands``; a command it would replace is put
+    back and reported.
     """
 
 

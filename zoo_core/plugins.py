@@ -5,9 +5,9 @@ imported, and each of its hooks called, on its own: a plugin that fails is
 recorded in :data:`failures` (shown by ``zoo plugins`` and as one warning line)
 and the rest keep working. That covers ``SystemExit`` too (a plugin calling
 ``sys.exit`` must not end ``zoo --help`` silently), a spec of the wrong type, a
-name another plugin already registered, and a command that would replace a core
-or another plugin's command: the offending plugin's registrations in that hook
-are dropped, the first owner keeps its name. ``KeyboardInterrupt`` is the user's
+name another plugin already registered (zoo_core/commands.py does the same for
+commands): the offending plugin's registrations in that hook are dropped, the
+first owner keeps its name. ``KeyboardInterrupt`` is the user's
 Ctrl-C and still stops the program.
 
 ``ZOO_LOAD_PLUGINS`` is a comma-separated list of plugin names (entry-point or
@@ -47,6 +47,11 @@ ISOLATED = (Exception, SystemExit)
 _loaded = False
 _specs: dict[str, dict] = {}
 _warned = False
+_generation = 0
+
+
+class LoadInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a plugin was being imported (the CLI ends with status 130 and one line)."""
 
 
 def load_plugins() -> None:
@@ -70,6 +75,8 @@ def load_plugins() -> None:
             pm.register(module, name=ep.name)
         except ISOLATED as exc:  # a broken plugin must not take the CLI down
             failures.append(PluginFailure(ep.name, "import", _describe(exc)))
+        except KeyboardInterrupt:
+            raise LoadInterrupted(ep.name) from None
     for name in sorted((allowed or set()) - seen):
         print(f"zoo: warning: ZOO_LOAD_PLUGINS names {name!r}, which is not installed (`zoo plugins` lists what is)",
               file=sys.stderr)
@@ -93,18 +100,28 @@ def plugin_distribution(name: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+@dataclass(frozen=True)
+class PerPlugin:
+    """A hook argument made for each plugin: ``make(plugin_name)`` gives the value that plugin gets."""
+
+    make: object
+
+
 def call_each(hook_name: str, *, before=None, after=None, **kwargs) -> None:
     """Call one hook on every plugin separately; a raising hook becomes a failure.
 
     ``before(plugin_name)``, if given, runs ahead of each plugin's call, and
     ``after(plugin_name, ok)`` after it (``ok`` is False when the hook raised).
+    Each implementation gets only the arguments it names (pluggy's rule), a
+    :class:`PerPlugin` one made for its plugin.
     """
     load_plugins()
     for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
         if before is not None:
             before(impl.plugin_name)
         try:
-            impl.function(**kwargs)
+            impl.function(**{name: value.make(impl.plugin_name) if isinstance(value, PerPlugin) else value
+                             for name, value in kwargs.items() if name in impl.argnames})
             ok = True
         except ISOLATED as exc:  # one plugin's broken hook must not hide the others
             failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
@@ -144,59 +161,6 @@ def _collect(hook_name: str, kind: type) -> dict:
     call_each(hook_name, before=before, after=after, register=register)
     _specs[hook_name] = found
     return found
-
-
-def add_commands(cli) -> None:
-    """Let every plugin add its click commands to ``cli``; none may replace a command it does not own.
-
-    A plugin whose ``register_commands`` replaces a core command (``pull``) or
-    another plugin's (``sample nice-mnist``) gets the original put back and a
-    failure naming both owners; the commands it added without a collision stay.
-    A Ctrl-C while plugins load ends the program with status 130 and one line.
-    """
-    owners = {path: "zoo-core" for path in _command_paths(cli)}
-    before_call: dict = {}
-
-    def before(plugin):
-        before_call.clear()
-        before_call.update(_command_paths(cli))
-
-    def after(plugin, ok):
-        now = _command_paths(cli)
-        restored: list[tuple] = []
-        for path, command in before_call.items():  # a group comes before its sub-commands
-            if any(path[:len(r)] == r for r in restored):
-                continue  # put back with its group
-            if now.get(path) is not command:
-                _put_back(cli, path, command)
-                restored.append(path)
-                failures.append(PluginFailure(plugin, "register_commands",
-                                              f"command `zoo {' '.join(path)}` belongs to {owners[path]!r}; "
-                                              f"plugin {plugin!r} tried to replace it and was stopped"))
-        for path in _command_paths(cli):
-            owners.setdefault(path, plugin)
-
-    try:
-        call_each("register_commands", before=before, after=after, cli=cli)
-    except KeyboardInterrupt:
-        print("zoo: interrupted while loading plugins", file=sys.stderr)
-        raise SystemExit(130) from None
-
-
-def _command_paths(group, prefix: tuple = ()) -> dict[tuple, object]:
-    """Every command under a click group by its path of names, sub-groups included."""
-    paths = {}
-    for name, command in getattr(group, "commands", {}).items():
-        paths[prefix + (name,)] = command
-        paths.update(_command_paths(command, prefix + (name,)))
-    return paths
-
-
-def _put_back(cli, path: tuple, command) -> None:
-    group = cli
-    for name in path[:-1]:
-        group = group.commands[name]
-    group.commands[path[-1]] = command
 
 
 def _with_plugin(spec, plugin: str):
@@ -251,15 +215,21 @@ def get_converter_spec(name: str) -> ConverterSpec:
     return _lookup(converters(), name, "converter")
 
 
+def generation() -> int:
+    """How many times the plugins were reset: what was built from the loaded plugins is stale when it changed."""
+    return _generation
+
+
 def reset() -> None:
     """Forget loaded plugins and collected specs (for tests)."""
-    global _loaded, _warned
+    global _loaded, _warned, _generation
     for name, _ in list(pm.list_name_plugin()):
         pm.unregister(name=name)
     failures.clear()
     _specs.clear()
     _loaded = False
     _warned = False
+    _generation += 1
 
 
 def warn_failures() -> None:

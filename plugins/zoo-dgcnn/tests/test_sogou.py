@@ -137,12 +137,8 @@ def test_a_carriage_return_stays_in_the_row_but_is_stripped_for_scoring(tmp_path
 
 
 def _cli():
-    from zoo_core.cli import cli
+    from zoo_core.cli import cli  # the loaded plugins' commands attach when a command line needs them
 
-    if "score" not in cli.commands or "answer" not in cli.commands:
-        from zoo_dgcnn.cli import attach
-
-        attach(cli)
     return cli
 
 

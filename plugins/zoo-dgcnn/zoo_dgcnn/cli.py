@@ -12,14 +12,14 @@ import click
 from zoo_core import ZooError
 
 
-def attach(cli: click.Group) -> None:
-    """Add ``zoo score sogou`` (creating the ``score`` group if no plugin has) and ``zoo answer``."""
-    group = cli.commands.get("score")
-    if group is None:
-        group = click.Group("score", help="Score predictions with a task's official scorer (commands from plugins).")
-        cli.add_command(group)
-    group.add_command(score_sogou, "sogou")
-    cli.add_command(answer, "answer")
+def attach(commands) -> None:
+    """``zoo score sogou`` and ``zoo answer`` (``commands``: the core's PluginCommands).
+
+    ``zoo answer NAME QUESTION`` runs this command while it is the only ``answer`` installed;
+    ``zoo answer dgcnn NAME QUESTION`` names it.
+    """
+    commands.add(score_sogou, to="score", name="sogou")
+    commands.add(answer, to="answer", name="dgcnn")
 
 
 @click.command("sogou")

@@ -93,11 +93,11 @@ def register_registry_entries(register):
 
 
 @hookimpl
-def register_commands(cli):
+def register_commands(commands):
     """``zoo score sogou`` and ``zoo answer`` (zoo_dgcnn/cli.py)."""
     from .cli import attach
 
-    attach(cli)
+    attach(commands)
 
 
 @hookimpl

@@ -8,27 +8,20 @@ from __future__ import annotations
 
 import click
 
-# command name -> the model it samples when --model is not given: the catalogue id `zoo train`
-# installs, or (recipes without a catalogue entry) the run folder `zoo train NAME` writes.
-DEFAULT_MODELS = {
-    "ganqp-mnist": "ganqp-mnist",
-    "ganqp-fashion": "ganqp-fashion",
-    "ganqp-celebahq128": "runs/ganqp-celebahq128/model",
-    "ganqp-celebahq256": "runs/ganqp-celebahq256/model",
-    "ganqp-celebahq512": "runs/ganqp-celebahq512/model",
-}
 
 
-def attach(cli: click.Group) -> None:
-    """Add ``zoo sample NAME`` for every GAN-QP recipe to the core's ``sample`` group."""
-    for name, default in DEFAULT_MODELS.items():
-        cli.commands["sample"].add_command(make_sample_command(name, default), name)
+def attach(commands) -> None:
+    """``zoo sample RECIPE`` for every GAN-QP recipe (``commands``: the core's PluginCommands)."""
+    for recipe in commands.recipes():
+        commands.add(make_sample_command(recipe), to="sample")
 
 
-def make_sample_command(name: str, default_model: str) -> click.Command:
+def make_sample_command(name: str) -> click.Command:
+    """``zoo sample NAME``: by default the model of recipe NAME (``zoo_core.resolve_folder`` finds it)."""
     @click.command(name)
-    @click.option("--model", "model_name", default=default_model, show_default=True,
-                  help="catalogue id, model folder or hf-hub:org/repo@rev")
+    @click.option("--model", "model_name", default=name, show_default=True,
+                  help="catalogue id, model folder or hf-hub:org/repo@rev (default: the model `zoo train "
+                       f"{name}` made: installed, else runs/{name}/model)")
     @click.option("-n", "n", type=click.IntRange(1, 10_000), default=None,
                   help="images in the grid (default 64), or strips with --interpolate (default 8)")
     @click.option("-o", "--out", default="grid.png", show_default=True, type=click.Path(dir_okay=False),
@@ -42,7 +35,7 @@ def make_sample_command(name: str, default_model: str) -> click.Command:
         written = sample_to_file(model_name, out, n=n, seed=seed, device=device, steps=steps)
         click.echo(written)
 
-    command.help = f"Sample the GAN-QP generator of {name} (default --model {default_model}) into a picture."
+    command.help = f"Sample the GAN-QP generator of {name} into a picture (or interpolation strips)."
     return command
 
 

@@ -108,11 +108,11 @@ def register_registry_entries(register):
 
 
 @hookimpl
-def register_commands(cli):
+def register_commands(commands):
     """``zoo sample ganqp-*`` (zoo_ganqp/cli.py)."""
     from .cli import attach
 
-    attach(cli)
+    attach(commands)
 
 
 @hookimpl

@@ -13,10 +13,10 @@ import click
 DECODE_MODES = ("original", "clean")
 
 
-def attach(cli: click.Group) -> None:
-    """Add the plugin's sub-commands to the core's ``generate`` and ``convert`` groups."""
-    cli.commands["generate"].add_command(generate_command, "gpt2-ml")
-    cli.commands["convert"].add_command(convert_command, "gpt2-ml")
+def attach(commands) -> None:
+    """``zoo generate gpt2-ml`` and ``zoo convert gpt2-ml`` (``commands``: the core's PluginCommands)."""
+    commands.add(generate_command, to="generate", name="gpt2-ml")
+    commands.add(convert_command, to="convert", name="gpt2-ml")
 
 
 @click.command("gpt2-ml")

@@ -43,11 +43,11 @@ def register_converters(register):
 
 
 @hookimpl
-def register_commands(cli):
+def register_commands(commands):
     """``zoo generate gpt2-ml`` and ``zoo convert gpt2-ml``."""
     from .cli import attach
 
-    attach(cli)
+    attach(commands)
 
 
 @hookimpl

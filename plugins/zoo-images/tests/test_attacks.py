@@ -29,12 +29,8 @@ zoo = only_plugins("images")
 
 @pytest.fixture
 def zoo_cli(zoo):
-    from zoo_core.cli import cli
+    from zoo_core.cli import cli  # the loaded plugins' commands attach when a command line needs them
 
-    from zoo_images.cli import attach
-
-    if "images" not in cli.commands:
-        attach(cli)
     return cli
 
 

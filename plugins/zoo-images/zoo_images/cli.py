@@ -11,17 +11,13 @@ import json
 import click
 
 
-def attach(cli: click.Group) -> None:
-    """Add the ``images`` group to the top-level ``zoo`` command."""
-    cli.add_command(images, "images")
+def attach(commands) -> None:
+    """``zoo images fid`` in the plugin's namespace (``commands``: the core's PluginCommands)."""
+    commands.describe("Image datasets and sample-quality metrics (zoo-images).")
+    commands.add(fid_command, name="fid")
 
 
-@click.group()
-def images():
-    """Image datasets and sample-quality metrics (zoo-images)."""
-
-
-@images.command("fid")
+@click.command("fid")
 @click.option("--dataset", default="mnist", show_default=True, help="mnist, fashion-mnist or image-folder")
 @click.option("--split", default="test", show_default=True, help="the split scored")
 @click.option("--against", default="train", show_default=True, help="the reference split")

@@ -91,11 +91,11 @@ def register_registry_entries(register):
 
 
 @hookimpl
-def register_commands(cli):
+def register_commands(commands):
     """``zoo images fid`` (zoo_images/cli.py)."""
     from .cli import attach
 
-    attach(cli)
+    attach(commands)
 
 
 @hookimpl

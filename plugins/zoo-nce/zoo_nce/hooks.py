@@ -97,11 +97,11 @@ def register_registry_entries(register):
 
 
 @hookimpl
-def register_commands(cli):
+def register_commands(commands):
     """``zoo export word2vec``, ``zoo similar`` and ``zoo nce synthetic-zhidao`` (zoo_nce/cli.py)."""
     from .cli import attach
 
-    attach(cli)
+    attach(commands)
 
 
 @hookimpl

@@ -9,9 +9,9 @@ from __future__ import annotations
 import click
 
 
-def attach(cli: click.Group) -> None:
-    """Add the plugin's sub-commands to the core's dispatch groups."""
-    cli.commands["sample"].add_command(sample_command, "nice-mnist")
+def attach(commands) -> None:
+    """``zoo sample nice-mnist`` (``commands``: the core's PluginCommands, from hooks.register_commands)."""
+    commands.add(sample_command, to="sample", name="nice-mnist")
 
 
 @click.command("nice-mnist")

@@ -41,11 +41,11 @@ def register_recipes(register):
 
 
 @hookimpl
-def register_commands(cli):
+def register_commands(commands):
     """``zoo sample nice-mnist`` (zoo_nice/cli.py)."""
     from .cli import attach
 
-    attach(cli)
+    attach(commands)
 
 
 @hookimpl

@@ -154,12 +154,8 @@ def test_torchrun_two_processes_match_one(tiny_recipe, tmp_path):
 
 
 def _cli():
-    from zoo_core.cli import cli
+    from zoo_core.cli import cli  # the loaded plugins' commands attach when a command line needs them
 
-    if "ogan" not in cli.commands:  # zoo_core.cli imported under other plugins
-        from zoo_ogan.cli import attach
-
-        attach(cli)
     return cli
 
 

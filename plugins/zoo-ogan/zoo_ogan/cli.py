@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import click
 
-# command name -> the model it uses when --model is not given: the catalogue id `zoo train` installs,
-# or (recipes without a catalogue entry) the run folder `zoo train NAME` writes.
-DEFAULT_MODELS = {
-    "ogan-mnist": "ogan-mnist",
-    "ogan-fashion": "ogan-fashion",
-    "ogan-celebahq128": "runs/ogan-celebahq128/model",
-    "ogan-celebahq256-sm-ema": "runs/ogan-celebahq256-sm-ema/model",
-}
 DEFAULT_MODEL = "ogan-mnist"
 GREY_DATASETS = ("mnist", "fashion-mnist")
 
 
-def attach(cli: click.Group) -> None:
-    """Add ``zoo sample NAME`` per O-GAN recipe and the ``zoo ogan`` group."""
-    for name, default in DEFAULT_MODELS.items():
-        cli.commands["sample"].add_command(make_sample_command(name, default), name)
-    cli.add_command(ogan, "ogan")
+def attach(commands) -> None:
+    """``zoo sample RECIPE`` per O-GAN recipe and ``zoo ogan encode|reconstruct|interpolate``.
+
+    ``commands`` is the core's PluginCommands (from hooks.register_commands).
+    """
+    for recipe in commands.recipes():
+        commands.add(make_sample_command(recipe), to="sample")
+    commands.describe("O-GAN: encode images, reconstruct them, interpolate between them (zoo-ogan).")
+    for command in (encode_command, reconstruct_command, interpolate_command):
+        commands.add(command)
 
 
 def load_ogan(model_name: str, device: str = "cpu"):
@@ -35,10 +32,12 @@ def load_ogan(model_name: str, device: str = "cpu"):
     return load_model(model_name, device=device, architecture="ogan")
 
 
-def make_sample_command(name: str, default_model: str) -> click.Command:
+def make_sample_command(name: str) -> click.Command:
+    """``zoo sample NAME``: by default the model of recipe NAME (``zoo_core.resolve_folder`` finds it)."""
     @click.command(name)
-    @click.option("--model", "model_name", default=default_model, show_default=True,
-                  help="catalogue id, model folder or hf-hub:org/repo@rev")
+    @click.option("--model", "model_name", default=name, show_default=True,
+                  help="catalogue id, model folder or hf-hub:org/repo@rev (default: the model `zoo train "
+                       f"{name}` made: installed, else runs/{name}/model)")
     @click.option("-n", "n", type=click.IntRange(1, 10_000), default=64, show_default=True, help="images in the grid")
     @click.option("-o", "--out", default="grid.png", show_default=True, type=click.Path(dir_okay=False),
                   help="picture to write (its suffix picks the format: .png, .jpg, ...)")
@@ -53,7 +52,7 @@ def make_sample_command(name: str, default_model: str) -> click.Command:
         images = model.sample(n, generator=torch.Generator().manual_seed(seed), device=device).float().cpu()
         click.echo(f"wrote {n} samples ({model.config.img_size} px) to {save_grid(images, out)}")
 
-    command.help = f"Sample the O-GAN generator of {name} (default --model {default_model}) into a grid."
+    command.help = f"Sample the O-GAN generator of {name} into a grid."
     return command
 
 
@@ -115,12 +114,7 @@ def _image_options(f):
     return click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))(f)
 
 
-@click.group()
-def ogan():
-    """O-GAN: encode images, reconstruct them, interpolate between them (zoo-ogan)."""
-
-
-@ogan.command("encode")
+@click.command("encode")
 @_image_options
 @click.option("-n", "n", type=click.IntRange(1, None), default=None, help="dataset images encoded (default: all)")
 @click.option("-o", "--out", default="codes.safetensors", show_default=True, type=click.Path(dir_okay=False))
@@ -154,7 +148,7 @@ def encode_to_file(model_name: str, out, files=(), *, device: str = "cpu", batch
     return f"wrote codes {tuple(z.shape)} of {len(names)} images to {path}"
 
 
-@ogan.command("reconstruct")
+@click.command("reconstruct")
 @_image_options
 @click.option("-n", "n", type=click.IntRange(1, 1000), default=32, show_default=True, help="dataset images")
 @click.option("-o", "--out", default="recon.png", show_default=True, type=click.Path(dir_okay=False))
@@ -169,7 +163,7 @@ def reconstruct_command(files, dataset, split, root, start, model_name, device, 
     click.echo(f"wrote {len(names)} pairs to {save_pairs(x, recon, out)} (reconstruction MSE {mse:.4f})")
 
 
-@ogan.command("interpolate")
+@click.command("interpolate")
 @_image_options
 @click.option("-n", "rows", type=click.IntRange(1, 100), default=8, show_default=True,
               help="strips (pairs of dataset images start, start+1, ...)")

@@ -110,11 +110,11 @@ def register_registry_entries(register):
 
 
 @hookimpl
-def register_commands(cli):
+def register_commands(commands):
     """``zoo sample ogan-*`` and ``zoo ogan encode|reconstruct|interpolate`` (zoo_ogan/cli.py)."""
     from .cli import attach
 
-    attach(cli)
+    attach(commands)
 
 
 @hookimpl
