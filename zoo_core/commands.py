@@ -173,7 +173,7 @@ class PluginCommands:
         path = (group.name, name)
         owner = self._owners.get(path)
         if owner is not None:
-            _refuse(self.plugin, path, owner, "add")
+            _refuse(self.plugin, path, owner, "add it")
             return
         group.add_command(command, name)
         self._owners[path] = self.plugin
@@ -183,7 +183,7 @@ class PluginCommands:
         if owner == self.plugin:
             return self.root.commands[self.plugin]
         if owner is not None:
-            _refuse(self.plugin, (self.plugin,), owner, "use as its namespace")
+            _refuse(self.plugin, (self.plugin,), owner, "use it as its namespace")
             return None
         group = click.Group(self.plugin, help=self._help)
         self.root.add_command(group)
@@ -204,7 +204,7 @@ def _stop_on_ctrl_c():
 def _refuse(plugin: str, path: tuple, owner: str, what: str) -> None:
     plugins.failures.append(plugins.PluginFailure(
         plugin, "register_commands",
-        f"command `zoo {' '.join(path)}` belongs to {owner!r}; plugin {plugin!r} tried to {what} it and was skipped"))
+        f"command `zoo {' '.join(path)}` belongs to {owner!r}; plugin {plugin!r} tried to {what} and was skipped"))
 
 
 def load_plugin_commands(root: click.Group) -> None:
@@ -241,7 +241,7 @@ def load_plugin_commands(root: click.Group) -> None:
             if now.get(path) is not command:
                 _put_back(root, path, command)
                 restored.append(path)
-                _refuse(plugin, path, owners[path], "replace")
+                _refuse(plugin, path, owners[path], "replace it")
         for path in _command_paths(root):
             owners.setdefault(path, plugin)
 
