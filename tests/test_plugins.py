@@ -197,3 +197,25 @@ def test_a_plugin_entry_with_a_taken_catalogue_id_is_skipped_and_reported(tmp_pa
     rows = {row["name"]: row for row in json.loads(run_zoo(["plugins", "--json"], site, env=env).stdout)}
     assert rows["squatter"]["status"] == "failed"
     assert "'nice-mnist' is taken" in rows["squatter"]["errors"][0]["error"]
+
+
+def test_entry_points_are_found_as_importlib_metadata_finds_them(tmp_path, monkeypatch):
+    """zoo_core reads entry_points.txt itself (importing importlib.metadata cost a third of `zoo list`)."""
+    import sys
+    from importlib import metadata
+
+    from zoo_core.plugins import entry_points
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    make_plugin_dist(first, "zoo-dup", "dup_one", None, "dup-one")
+    make_plugin_dist(second, "zoo_dup", "dup_two", None, "dup-two")  # the same distribution, later on the path
+    make_plugin_dist(second, "zoo-other", "other_mod", None, "other")
+    (second / "zoo_other-0.1.dist-info" / "entry_points.txt").write_text(
+        "# a comment\n[console_scripts]\nx = y:z\n\n[zoo]\nother = other_mod:hooks.inner\n")
+    monkeypatch.setattr(sys, "path", [str(first), str(second), *sys.path])
+    for group in ("zoo", "console_scripts", "pytest11"):
+        ours = sorted((ep.name, ep.value) for ep in entry_points(group))
+        assert ours == sorted((ep.name, ep.value) for ep in metadata.entry_points(group=group)), group
+    zoo = {ep.name: ep for ep in entry_points("zoo")}
+    assert "dup-two" not in zoo and zoo["dup-one"].dist == "zoo-dup"
+    assert zoo["other"].value == "other_mod:hooks.inner" and zoo["other"].dist == "zoo-other"
