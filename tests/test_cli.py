@@ -1,5 +1,6 @@
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,47 @@ def test_root_option_sets_the_datasets_folder_on_top_of_set(zoo_plugins):
     assert config.extra["dataset_options"] == {"a": 1, "root": "/data/mine"}
     assert "dataset_options" not in _train_config(recipe, {}).extra or \
         "root" not in _train_config(recipe, {}).extra["dataset_options"]
+
+
+REGISTRY = """version: 1
+models:
+  - id: extra-nice
+    architecture: nice
+    plugin: nice
+    task: density-estimation
+    summary: {summary}
+    license: MIT
+    links: {{source: "https://example.org"}}
+    metrics: []
+    hub: null
+    weights: {{status: not-published, how: convert, instructions: x}}
+"""
+
+LIST_AND_SAY_IF_YAML = ("import sys\nfrom zoo_core.cli import cli\n"
+                        "try:\n    cli(['list', '--json'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+                        "print('yaml imported:', 'yaml' in sys.modules, file=sys.stderr)\n")
+
+
+def test_a_registry_validated_once_is_read_back_without_yaml_and_an_edit_is_parsed_again(tmp_path):
+    registry = tmp_path / "extra.yaml"
+    registry.write_text(REGISTRY.format(summary="first words"))
+    env = {**os.environ, "ZOO_HOME": str(tmp_path / "home"), "ZOO_REGISTRY": str(registry)}
+    env.pop("ZOO_LOAD_PLUGINS", None)
+
+    def listed():
+        r = subprocess.run([sys.executable, "-c", LIST_AND_SAY_IF_YAML], env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return {row["id"]: row for row in json.loads(r.stdout)}, "yaml imported: True" in r.stderr
+
+    first, parsed = listed()
+    assert parsed and first["extra-nice"]["summary"] == "first words"
+    again, parsed = listed()
+    assert again == first and not parsed  # main registry, plugin entries and the user's file: all kept
+    registry.write_text(REGISTRY.format(summary="other words"))
+    edited, parsed = listed()
+    assert parsed and edited["extra-nice"]["summary"] == "other words"
+    for kept in (tmp_path / "home" / "validated").iterdir():
+        kept.write_text('{"models": [{"id": "half')  # damaged: parsed again, never trusted
+    damaged, parsed = listed()
+    assert parsed and damaged == edited

@@ -146,11 +146,12 @@ def _compose(text: str, source: str):
         loader.dispose()
 
 
-def _validated_before(text: str) -> tuple[bool, Path | None]:
-    """Whether this exact registry text already passed this exact schema (recorded under ZOO_HOME).
+def _parsed_before(text: str) -> tuple[dict | None, Path]:
+    """What this exact registry text parsed to when it passed this exact schema (kept under ZOO_HOME), or None.
 
-    Importing jsonschema costs more than the rest of ``zoo list`` together, so
-    text that validated once is not validated again; any edit validates afresh.
+    Importing jsonschema costs more than the rest of ``zoo list`` together, and importing and
+    running the YAML parser a third of it: text that validated once is read back from JSON, without
+    either; any edit parses and validates afresh.
     """
     import hashlib
 
@@ -159,14 +160,38 @@ def _validated_before(text: str) -> tuple[bool, Path | None]:
     schema = Path(__file__).with_name("registry_schema.json").read_bytes()
     digest = hashlib.sha256(schema + b"\0" + text.encode()).hexdigest()
     marker = zoo_home() / "validated" / digest
-    return marker.exists(), marker
+    try:
+        kept = json.loads(marker.read_text(encoding="utf-8"))
+        if isinstance(kept, dict) and isinstance(kept.get("models"), list) and \
+                len(kept.get("lines", ())) == len(kept["models"]):
+            return kept, marker
+    except (OSError, ValueError):
+        pass  # not seen, or a marker of an older zoo (empty): parse again
+    return None, marker
+
+
+def _keep_parse(marker: Path, models: list, lines: list) -> None:
+    """Record a validated parse for :func:`_parsed_before`, if JSON holds it exactly."""
+    try:
+        text = json.dumps({"models": models, "lines": lines}, ensure_ascii=False)
+        if json.loads(text)["models"] != models:  # e.g. YAML dates or integer keys: not kept
+            return
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, marker)  # whole or not at all: a reader never sees half a file
+    except (OSError, TypeError, ValueError):
+        pass  # a read-only home only costs the next run a parse
 
 
 def parse_registry(text: str, source: str) -> list[Entry]:
     """Parse and validate registry YAML text; ``source`` names it in errors."""
-    node, data = _compose(text, source)
-    seen, marker = _validated_before(text)
-    if not seen:
+    kept, marker = _parsed_before(text)
+    if kept is not None:
+        models, lines = kept["models"], kept["lines"]
+        line_of = None
+    else:
+        node, data = _compose(text, source)
         errors = list(_validator().iter_errors(data))
         if errors:
             from jsonschema.exceptions import best_match
@@ -177,36 +202,38 @@ def parse_registry(text: str, source: str) -> list[Entry]:
             raise RegistryError(f"invalid registry field {_field_name(path)}: {err.message}",
                                 where=f"{source}:{line}" if line else source,
                                 hint="see the schema in zoo_core/registry_schema.json and CONTRIBUTING.md")
+        models = data["models"]
+        lines = [_line_of(node, ["models", i]) for i in range(len(models))]
+
+        def line_of(path):
+            return _line_of(node, path)
     entries = []
-    for i, raw in enumerate(data["models"]):
-        line = _line_of(node, ["models", i])
-        where = f"{source}:{line}"
+    for i, raw in enumerate(models):
+        where = f"{source}:{lines[i]}"
+
+        def at(*path, i=i, where=where):  # the line of a field, where the node tree is at hand
+            return f"{source}:{line_of(['models', i, *path])}" if line_of else where
+
         hub = None
         if raw["hub"] is not None:
             for j, f in enumerate(raw["hub"]["files"]):
-                where_file = f"{source}:{_line_of(node, ['models', i, 'hub', 'files', j, 'path'])}"
-                check_repo_path(f["path"], where_file)
-                refuse_pickle(f["path"], where_file)
+                check_repo_path(f["path"], at("hub", "files", j, "path"))
+                refuse_pickle(f["path"], at("hub", "files", j, "path"))
             hub = HubPin.from_dict(raw["hub"])
         package = None
         if raw.get("package") is not None:
-            check_repo_path(raw["package"]["path"], f"{source}:{_line_of(node, ['models', i, 'package', 'path'])}")
+            check_repo_path(raw["package"]["path"], at("package", "path"))
             for j, f in enumerate(raw["package"]["files"]):
-                where_file = f"{source}:{_line_of(node, ['models', i, 'package', 'files', j, 'path'])}"
-                check_repo_path(f["path"], where_file)
-                refuse_pickle(f["path"], where_file)
+                check_repo_path(f["path"], at("package", "files", j, "path"))
+                refuse_pickle(f["path"], at("package", "files", j, "path"))
             package = PackagePin.from_dict(raw["package"])
         entries.append(Entry(
             id=raw["id"], architecture=raw["architecture"], plugin=raw["plugin"], task=raw["task"],
             summary=raw["summary"], links=raw["links"], license=raw["license"], metrics=tuple(raw["metrics"]),
             hub=hub, weights=raw.get("weights") or {}, convert=raw.get("convert"), recipe=raw.get("recipe"),
             source=where, package=package))
-    if not seen:
-        try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        except OSError:
-            pass  # a read-only home only costs the next run a validation
+    if kept is None:
+        _keep_parse(marker, models, lines)
     return entries
 
 
@@ -252,9 +279,8 @@ def _plugin_entries(taken: dict[str, str], published: frozenset = frozenset()) -
         if isinstance(item, (str, os.PathLike)):
             new = load_registry_file(item)
         elif isinstance(item, dict):
-            import yaml
-
-            text = yaml.safe_dump({"version": 1, "models": [item]})
+            # JSON is YAML: the entry on line 2, as a registry file would have it, and no YAML writer to import
+            text = '{"version": 1, "models": [\n' + json.dumps(item, ensure_ascii=False) + "\n]}\n"
             new = parse_registry(text, f"plugin entry {item.get('id', '?')}")
         else:
             raise RegistryError(f"register_registry_entries got {type(item).__name__}",
