@@ -31,11 +31,14 @@ def test_sample_command_writes_a_png_grid(tmp_path):
 
 
 def test_sample_command_refuses_other_models(tmp_path):
+    from zoo_core import build_model
     from zoo_core.cli import cli
 
-    result = CliRunner().invoke(cli, ["sample", "nice-mnist", "--model", str(tmp_path / "nothing"), "-o",
+    build_model("lenet").save_pretrained(tmp_path / "lenet")  # a real model folder, of zoo-images' LeNet
+    result = CliRunner().invoke(cli, ["sample", "nice-mnist", "--model", str(tmp_path / "lenet"), "-o",
                                       str(tmp_path / "g.png")])
-    assert result.exit_code != 0
+    assert result.exit_code == 1 and "is a lenet model, not nice" in result.output, result.output
+    assert "Traceback" not in result.output
     assert not (tmp_path / "g.png").exists()
 
 
