@@ -15,7 +15,7 @@ from .specs import ConverterSpec, DatasetSpec, ModelSpec, RecipeSpec
 # name -> submodule that defines it, imported on first use (PEP 562)
 _LAZY = {
     # using models
-    "load_model": "loading", "build_model": "loading", "resolve_folder": "loading",
+    "load_model": "loading", "build_model": "loading", "resolve_folder": "resolve",
     # the catalogue and the weights behind it
     "search": "registry", "get_entry": "registry",
     "pull": "weights", "remove": "weights", "verify": "weights", "cached": "weights", "model_state": "weights",

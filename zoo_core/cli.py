@@ -213,21 +213,22 @@ def pull(name, source, options):
     hf-hub:ORG/REPO@REVISION (a repo that is not in the catalogue).
     """
     from .registry import get_entry
+    from .resolve import hub_repo
     from .weights import pull as pull_weights
 
-    if name.startswith(("hf-hub:", "hf_hub:")):  # a Hub repo at a revision, as load_model accepts
+    if hub_repo(name) is not None:  # a Hub repo at a revision, as load_model accepts
         if options:
             raise ZooError("--option only applies with --from", hint=f"zoo pull {name}")
         folder = pull_weights(name, source=source)
         click.echo(f"{name}: every file checked against the Hub's listing -> {folder}")
         return
-    entry = get_entry(name)
+    entry = get_entry(name)  # the one catalogue lookup of this pull: the entry itself goes on
     if source is None and options:
         raise ZooError("--option only applies with --from", hint=f"zoo pull {entry.id} --from SOURCE --option K=V")
     from .store import has_local_model
 
     fetched = source is None and entry.hub is None and not has_local_model(entry.id)  # a converter's own download
-    folder = pull_weights(entry.id, source=source, options=parse_key_values(options, "--option"))
+    folder = pull_weights(entry, source=source, options=parse_key_values(options, "--option"))
     if source is not None:
         click.echo(f"converted {source} -> {folder}")
     elif entry.package is not None:
@@ -498,21 +499,11 @@ def _run_summary(out: Path, model: Path, installed: bool) -> list[str]:
     return lines
 
 
-def _default_model(recipe_name: str) -> str:
-    """The model ``zoo eval RECIPE`` scores when none is named: the installed one, else the last run's."""
-    from .registry import entries_for_recipe
-    from .store import has_local_model
-
-    for entry in entries_for_recipe(recipe_name):
-        if has_local_model(entry.id):
-            return entry.id
-    return f"runs/{recipe_name}/model"
-
-
 @cli.command("eval")
 @click.argument("name")
 @click.option("--model", "model_ref",
-              help="Catalogue id, model folder or hf-hub:org/repo@rev (default: the model `zoo train NAME` installed).")
+              help="Catalogue id, model folder or hf-hub:org/repo@rev (default: the model `zoo train NAME` installed, "
+                   "else its run folder runs/NAME/model).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--limit-eval", type=int)
@@ -522,13 +513,14 @@ def _default_model(recipe_name: str) -> str:
 def eval_(name, model_ref, split, device, limit_eval, root, sets, as_json):
     """Evaluate a model with a recipe's metrics on one split."""
     from .loading import load_model
+    from .resolve import recipe_folder
     from .trainer import check_extra, evaluate
 
     recipe = plugins.get_recipe_spec(name)
     config = _train_config(recipe, {"device": device, "limit_eval": limit_eval, "sets": sets, "root": root})
     check_extra(recipe, config)
     # The recipe's architecture only: another model's folder is refused before its weights are read.
-    model = load_model(model_ref or _default_model(name), device=device, architecture=recipe.model)
+    model = load_model(model_ref or recipe_folder(name), device=device, architecture=recipe.model)
     metrics = evaluate(recipe, model, split=split, config=config)
     if as_json:
         click.echo(json.dumps({"recipe": name, "split": split, **metrics}, indent=2))

@@ -3,53 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
 from .dtypes import as_dtype
 from .errors import ZooError
 from .model import ZooModel, load_folder
-from .weights import HF_PREFIXES
-
-
-
-def resolve_folder(name_or_path: str | os.PathLike) -> Path:
-    """Find (pulling when needed) the model folder for a catalogue id, a local folder or ``hf-hub:org/repo@rev``."""
-    from .registry import get_entry
-    from .store import has_local_model, local_model_dir
-
-    text = str(name_or_path)
-    for prefix in HF_PREFIXES:
-        if text.startswith(prefix):
-            from . import hub
-
-            repo, _, revision = text[len(prefix):].partition("@")
-            return hub.pull_repo(repo, revision=revision or "main")
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return path
-    if os.sep in text or text.startswith("."):
-        raise ZooError("no such model folder", where=text, hint="check the path, or give a catalogue id")
-    entry = get_entry(text)
-    if entry.hub is not None:
-        from . import hub
-
-        return hub.pull(entry.hub)
-    if entry.package is not None:  # shipped inside an installed package: verified where it lies
-        from .packaged import resolve
-
-        return resolve(entry.package, entry.source)
-    if has_local_model(entry.id):
-        return local_model_dir(entry.id)
-    how = entry.weights.get("instructions") or ""
-    command = f"zoo train {entry.recipe or entry.id}"
-    if entry.convert:
-        hint = f"run `zoo pull {entry.id} --from SOURCE` to convert the official weights. {how}".strip()
-    else:  # the entry's instructions alone when they already give the command: not the same thing twice
-        hint = how if command in how else f"train it with `{command}`. {how}".strip()
-    raise ZooError(f"the weights of {entry.id!r} are not published on the Hub and none were produced here",
-                   where=entry.source, hint=hint)
+from .resolve import resolve_folder  # also zoo_core.resolve_folder's old home
 
 
 def load_model(name_or_path: str | os.PathLike, *, device: str | torch.device = "cpu",
@@ -57,7 +17,9 @@ def load_model(name_or_path: str | os.PathLike, *, device: str | torch.device = 
     """Load pretrained weights and return the model in eval mode.
 
     ``name_or_path`` is a catalogue id (pulled and sha256-verified on first use),
-    a local model folder, or ``"hf-hub:org/repo@revision"``. Only safetensors
+    a local model folder, ``"hf-hub:org/repo@revision"`` or a training recipe's
+    name (the model ``zoo train NAME`` produced): what ``resolve_folder``
+    accepts (zoo_core/resolve.py). Only safetensors
     are read; a pickle file anywhere in the folder is refused. With
     ``architecture``, a model of another architecture is refused (before its
     weights are read) with an error that names the catalogue's models of the

@@ -20,10 +20,8 @@ from .errors import ZooError
 from .files import owner_tag, remove_stale
 from .pins import HubPin
 from .registry import Entry, catalogue, get_entry
+from .resolve import entry_folder, hub_repo, resolve_folder
 from .store import has_local_model, local_model_dir
-
-
-HF_PREFIXES = ("hf-hub:", "hf_hub:")  # a Hub repo at a revision, outside the catalogue
 
 
 def model_state(entry: Entry | str) -> str:
@@ -40,7 +38,7 @@ def model_state(entry: Entry | str) -> str:
     return "local" if has_local_model(entry.id) else "not published"
 
 
-def pull(name: str, *, source: str | os.PathLike | None = None, options: dict | None = None) -> Path:
+def pull(name: str | Entry, *, source: str | os.PathLike | None = None, options: dict | None = None) -> Path:
     """Make a catalogue model's weights available here and return its model folder.
 
     Without ``source``: download the entry's Hub files at the pinned commit and
@@ -52,34 +50,26 @@ def pull(name: str, *, source: str | os.PathLike | None = None, options: dict | 
     With ``source``: run the entry's converter on ``source`` (for example a
     TensorFlow checkpoint prefix you downloaded) into the local store;
     ``options`` are passed to the converter on top of the entry's own.
-    ``name`` may also be ``"hf-hub:org/repo@revision"``, as for ``load_model``.
+    ``name`` is a catalogue id (or its Entry), or ``"hf-hub:org/repo@revision"``,
+    as for ``load_model``; a folder or a recipe's run folder is not pulled.
     """
-    if name.startswith(HF_PREFIXES):
+    if isinstance(name, str) and hub_repo(name) is not None:
         if source is not None:
             raise ZooError(f"{name} is a Hub repo, so there is nothing to convert from {source}", where=name,
                            hint="drop --from, or give a catalogue id whose entry has a converter")
-        from .loading import resolve_folder
-
         return resolve_folder(name)  # pulled at that revision, every file checked against the tree listing
-    entry = get_entry(name)
+    entry = get_entry(name) if isinstance(name, str) else name
     if source is not None:
         if not entry.convert:
             raise ZooError(f"{entry.id!r} has no converter, so its weights cannot be made from a source",
                            where=entry.source, hint=f"`zoo info {entry.id}` says how to get its weights")
         return _convert(entry, source, options)
-    if entry.package is not None:
-        from . import packaged
-
-        return packaged.resolve(entry.package, entry.source)
-    if entry.hub is None:
-        from .loading import resolve_folder
-
-        if entry.convert and not has_local_model(entry.id) and _converter_spec(entry).fetch:
-            return _fetch_and_convert(entry, options)
-        return resolve_folder(entry.id)  # the local folder, or the clear "not published" error
-    from . import hub
-
-    return hub.pull(entry.hub)
+    if (entry.hub is None and entry.package is None and entry.convert and not has_local_model(entry.id)
+            and _converter_spec(entry).fetch):
+        return _fetch_and_convert(entry, options)
+    # the pinned pull, the package's folder, the local store, or the clear "not published" error;
+    # a recipe's run folder is not the catalogue's model, so `zoo pull` does not count it
+    return entry_folder(entry, run_folder=False)
 
 
 def _converter_spec(entry: Entry):

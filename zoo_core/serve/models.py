@@ -89,7 +89,7 @@ def how_to_get(entry) -> str:
         return (f"run `zoo pull {entry.id}` to download the original weights and convert them here, "
                 f"or `zoo pull {entry.id} --from SOURCE` with files you already have")
     try:  # nothing to download: the error `zoo pull ID` raises says what to do
-        from ..loading import resolve_folder
+        from ..resolve import resolve_folder
 
         resolve_folder(entry.id)
     except ZooError as exc:

@@ -96,7 +96,7 @@ class Tab:
 
     def folder(self):
         """The model's folder (for files beside the weights, such as a vocabulary)."""
-        from ..loading import resolve_folder
+        from ..resolve import resolve_folder
 
         return self.cached("folder", lambda: resolve_folder(self.served.ref))
 
