@@ -14,8 +14,10 @@
    compare.json that ``plugins/zoo-ganqp/benchmarks/compare.py`` writes): its validation nearest
    in training time.
 
-Writes ``OUT/reproduce.md`` and ``OUT/reproduce.json`` and the pictures. Needs zoo-ganqp installed
-(for the throughput baseline).
+Writes ``OUT/reproduce.md`` and ``OUT/reproduce.json`` and the pictures. The throughput baseline is
+the recipe ``ganqp-mnist``, found through the core's registry (no import of zoo-ganqp): it needs
+zoo-ganqp installed, the ``benchmarks`` extra of zoo-ogan (``pip install -e 'plugins/zoo-ogan[benchmarks]'``),
+or ``--no-throughput``.
 
     python plugins/zoo-ogan/benchmarks/reproduce.py --minutes 10 --ganqp-results runs/ganqp-compare/compare.json
     python plugins/zoo-ogan/benchmarks/reproduce.py --minutes 0.3 --evals 1 --eval-samples 1000   # smoke run
@@ -75,16 +77,26 @@ def _timed_steps(recipe, step_class, steps: int, threads: int | None) -> float:
     return (times[steps + 2] - times[2]) / steps
 
 
+BASELINE = "ganqp-mnist"  # zoo-ganqp's recipe (the `benchmarks` extra of zoo-ogan's pyproject.toml)
+
+
+def baseline_recipe():
+    """The GAN-QP recipe the throughput is compared with, or None when zoo-ganqp is not installed."""
+    from zoo_core import UnknownNameError, plugins
+
+    try:
+        return plugins.get_recipe_spec(BASELINE)
+    except UnknownNameError:
+        return None
+
+
 def throughput(ogan_recipe, ganqp_recipe, *, steps: int, repeats: int, threads: int | None) -> dict:
     """Seconds per iteration of O-GAN and of GAN-QP-L2, alternately, best of ``repeats``."""
-    from zoo_ganqp.train import GANQPStep
-    from zoo_ogan.train import OGANStep
-
     ganqp_recipe = dataclasses.replace(ganqp_recipe, defaults={**ganqp_recipe.defaults, "loss": "qp-l2"})
     o, g = [], []
     for _ in range(repeats):
-        o.append(_timed_steps(ogan_recipe, OGANStep, steps, threads))
-        g.append(_timed_steps(ganqp_recipe, GANQPStep, steps, threads))
+        o.append(_timed_steps(ogan_recipe, ogan_recipe.load_step(), steps, threads))
+        g.append(_timed_steps(ganqp_recipe, ganqp_recipe.load_step(), steps, threads))
     batch = int(ogan_recipe.defaults["batch_size"])
     best_o, best_g = min(o), min(g)
     return {"ogan_s_per_it": best_o, "ganqp_s_per_it": best_g, "ogan_it_per_s": 1 / best_o,
@@ -219,6 +231,10 @@ def main():
                 out[key] = value
         return out
 
+    ganqp_recipe = None if args.no_throughput else baseline_recipe()
+    if not args.no_throughput and ganqp_recipe is None:
+        parser.error(f"the throughput baseline is zoo-ganqp's recipe {BASELINE}, which is not installed: "
+                     "pip install -e 'plugins/zoo-ogan[benchmarks]' (or plugins/zoo-ganqp), or pass --no-throughput")
     base = plugins.get_recipe_spec("ogan-mnist")
     recipe = dataclasses.replace(base, defaults={**base.defaults, **parse(args.sets)},
                                  model_config={**base.model_config, **parse(args.model_sets)})
@@ -228,7 +244,7 @@ def main():
     speed = None
     if not args.no_throughput:
         print("throughput ...", flush=True)
-        speed = throughput(recipe, plugins.get_recipe_spec("ganqp-mnist"), steps=args.throughput_steps,
+        speed = throughput(recipe, ganqp_recipe, steps=args.throughput_steps,
                            repeats=args.repeats, threads=args.threads)
         print(f"O-GAN {speed['ogan_it_per_s']:.2f} it/s, GAN-QP-L2 {speed['ganqp_it_per_s']:.2f} it/s", flush=True)
 
