@@ -69,36 +69,20 @@ def _read_passages(path: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _model_ref(name: str) -> str:
-    """A catalogue id or folder as given; a recipe whose model is not installed: its last run's folder."""
-    from pathlib import Path
-
-    from zoo_core import has_local_model
-
-    if Path(name).is_dir() or has_local_model(name):
-        return name
-    try:
-        from zoo_core import get_entry
-
-        get_entry(name)
-        return name
-    except ZooError:
-        pass
-    if Path(f"runs/{name}/model").is_dir():
-        return f"runs/{name}/model"
-    return name
-
-
 @click.command("answer")
 @click.argument("name")
 @click.argument("question")
 @click.option("--passage", "passages", multiple=True, help="A passage (repeat for several).")
 @click.option("--passages", "passages_file", type=click.Path(dir_okay=False), help="A file of passages, one a line.")
-@click.option("--model", "model_ref", help="Model folder or catalogue id (default: the model of NAME).")
+@click.option("--model", "model_ref", help="Model folder or catalogue id (default: NAME).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the answer, its score and the top candidates as JSON.")
 def answer(name, question, passages, passages_file, model_ref, device, as_json):
-    """Answer QUESTION from passages with the DGCNN reader NAME (a recipe, catalogue id or model folder)."""
+    """Answer QUESTION from passages with the DGCNN reader NAME.
+
+    NAME is a catalogue id, a model folder, hf-hub:org/repo@rev, or a recipe (the model `zoo train NAME`
+    installed, else its run folder runs/NAME/model).
+    """
     from zoo_core import load_model
 
     texts = list(passages) + (_read_passages(passages_file) if passages_file else [])
@@ -106,7 +90,7 @@ def answer(name, question, passages, passages_file, model_ref, device, as_json):
         raise ZooError("no passages to read", hint="give --passage TEXT (repeatable) or --passages FILE")
     if not question.strip():
         raise ZooError("the question is empty")
-    model = load_model(model_ref or _model_ref(name), device=device, architecture="dgcnn")
+    model = load_model(model_ref or name, device=device, architecture="dgcnn")
     out = model.answer(question, texts, details=True)
     if as_json:
         top = sorted(out["candidates"].items(), key=lambda kv: -kv[1])[:5]
