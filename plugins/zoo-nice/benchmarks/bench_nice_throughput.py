@@ -7,7 +7,7 @@ backward pass G W (gradient of the input) and G^T X (gradient of the weight), i.
 products at exactly those shapes on this machine; the ratio says how close the whole step
 (prior, log-det, ReLUs, Adam update, and optionally data loading) gets to it.
 
-    python benchmarks/bench_nice_throughput.py [--batch-size 128] [--steps 20] [--threads N] [--loader] [--unfused]
+    python plugins/zoo-nice/benchmarks/bench_nice_throughput.py [--batch-size 128] [--steps 20] [--threads N] [--loader] [--unfused]
 
 Target: ratio >= 0.70. Run it on an otherwise idle machine: other processes skew both sides.
 """

@@ -17,7 +17,7 @@ peak RSS in bf16 (target ≤ 3.5 GB for mega).
 
 Usage (folders as made by bench_gpt2ml_load.py, which this script reuses)::
 
-    python benchmarks/bench_gpt2ml_generate.py --big /work/big --new-tokens 32
+    python plugins/zoo-gpt2ml/benchmarks/bench_gpt2ml_generate.py --big /work/big --new-tokens 32
 """
 
 from __future__ import annotations

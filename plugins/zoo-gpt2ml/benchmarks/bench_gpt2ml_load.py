@@ -16,7 +16,7 @@ before it is measured, and ``fincore`` residency is printed.
 
 Usage::
 
-    python benchmarks/bench_gpt2ml_load.py --big /work/big
+    python plugins/zoo-gpt2ml/benchmarks/bench_gpt2ml_load.py --big /work/big
 
 Folders: BIG/mega-zoo-fp32 and BIG/mega-zoo-bf16 (left by the converter
 benchmark; made here with random weights if missing) and BIG/mega-hf-gpt2-fp32

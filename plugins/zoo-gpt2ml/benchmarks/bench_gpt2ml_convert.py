@@ -16,7 +16,7 @@ just before), since dropping the cache needs root.
 
 Usage (the checkpoint is written with TensorFlow, in its own venv, if missing)::
 
-    python benchmarks/bench_gpt2ml_convert.py --big /work/big --tf-python .venv-tf/bin/python
+    python plugins/zoo-gpt2ml/benchmarks/bench_gpt2ml_convert.py --big /work/big --tf-python .venv-tf/bin/python
 
 The converted folders stay at BIG/mega-zoo-fp32 and BIG/mega-zoo-bf16 for the
 load and generation benchmarks; TensorFlow's output and the copy are deleted.
@@ -36,7 +36,7 @@ from pathlib import Path
 
 STEP = 220000
 MEGA = dict(vocab=8021, max_pos=1024, hidden=1536, layers=48, inter=6144)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]  # plugins/zoo-gpt2ml/benchmarks/ -> the repository
 
 
 # -- run inside the TensorFlow venv ------------------------------------------------------
