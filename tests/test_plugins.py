@@ -219,3 +219,21 @@ def test_entry_points_are_found_as_importlib_metadata_finds_them(tmp_path, monke
     zoo = {ep.name: ep for ep in entry_points("zoo")}
     assert "dup-two" not in zoo and zoo["dup-one"].dist == "zoo-dup"
     assert zoo["other"].value == "other_mod:hooks.inner" and zoo["other"].dist == "zoo-other"
+
+
+def test_trained_here_builds_a_valid_not_published_entry():
+    from zoo_core import trained_here
+    from zoo_core.registry import parse_registry
+
+    about = {"license": "MIT", "links": {"paper": "https://example.org/p"}}
+    entry = trained_here("toy-trained", architecture="toy-mlp", plugin="toy", task="regression", summary="s",
+                         about=about, instructions="Run `zoo train toy-trained`.", no_redistribution="data terms")
+    about["links"]["paper"] = "https://example.org/changed"  # the entry holds its own copy
+    [parsed] = parse_registry(json.dumps({"version": 1, "models": [entry]}), "test")
+    assert (parsed.id, parsed.recipe, parsed.hub, parsed.license) == ("toy-trained", "toy-trained", None, "MIT")
+    assert parsed.links == {"paper": "https://example.org/p"}
+    assert parsed.weights == {"status": "not-published", "how": "train", "instructions": "Run `zoo train toy-trained`.",
+                              "no_redistribution": "data terms"}
+    other = trained_here("toy-b", architecture="toy-mlp", plugin="toy", task="regression", summary="s", about=about,
+                         instructions="x", recipe="toy-recipe")
+    assert other["recipe"] == "toy-recipe" and "no_redistribution" not in other["weights"]

@@ -30,6 +30,7 @@ _LAZY = {
     "atomic_file": "files", "atomic_dir": "files", "write_text": "files", "write_bytes": "files",
     "replace_dir": "files", "copy_dir": "files", "sha256_file": "files", "verify_sha256": "files",
     "did_you_mean": "errors", "parse_key_values": "options",
+    "trained_here": "entries",  # the catalogue entry of a model trained here, not published
     # training under torchrun
     "shard_draw": "distributed",
 }
@@ -42,7 +43,7 @@ __all__ = [
     "has_local_model", "hookimpl", "load_model", "local_model_dir", "model_card", "model_state",
     "parse_key_values", "pull",
     "pull_pinned", "remove", "replace_dir", "resolve_folder", "search", "sha256_file", "shard_draw", "train",
-    "verify", "verify_sha256", "write_bytes", "write_text", "zoo_home",
+    "trained_here", "verify", "verify_sha256", "write_bytes", "write_text", "zoo_home",
 ]
 
 

@@ -3,11 +3,13 @@ entries, and the ``zoo score sogou`` / ``zoo answer`` commands). No torch import
 
 from __future__ import annotations
 
-from zoo_core import DatasetSpec, ModelSpec, RecipeSpec, hookimpl
+from zoo_core import DatasetSpec, ModelSpec, RecipeSpec, hookimpl, trained_here
 
 BLOG_2018 = "https://kexue.fm/archives/5409"
 BLOG_2019 = "https://kexue.fm/archives/6906"
 SOURCE = "https://github.com/bojone/dgcnn_for_reading_comprehension"
+# Where the 2019 reader comes from, said once (the catalogue entries below)
+ABOUT = {"license": "Apache-2.0", "links": {"blog": BLOG_2019, "source": SOURCE}}
 STEP = "zoo_dgcnn.train:DGCNNStep"
 
 # dgcnn.py (2019): RAdam 1e-3, EMA 0.9999, batch 128, fit() for 120 epochs, chars seen >= 16 times,
@@ -80,16 +82,10 @@ def register_recipes(register):
 @hookimpl
 def register_registry_entries(register):
     for entry_id, (_dataset, summary, how) in ENTRIES.items():
-        register({
-            "id": entry_id, "architecture": "dgcnn", "plugin": "dgcnn", "task": "question-answering",
-            "summary": summary, "license": "Apache-2.0",
-            "links": {"blog": BLOG_2019, "source": SOURCE},
-            "metrics": [], "hub": None, "recipe": entry_id,
-            "weights": {"status": "not-published", "how": "train",
-                        "instructions": f"{how}; then `zoo answer {entry_id} QUESTION --passage TEXT ...`.",
-                        **({"no_redistribution": NOT_REDISTRIBUTABLE[entry_id]} if entry_id in NOT_REDISTRIBUTABLE
-                           else {})},
-        })
+        register(trained_here(
+            entry_id, architecture="dgcnn", plugin="dgcnn", task="question-answering", summary=summary, about=ABOUT,
+            instructions=f"{how}; then `zoo answer {entry_id} QUESTION --passage TEXT ...`.",
+            no_redistribution=NOT_REDISTRIBUTABLE.get(entry_id)))
 
 
 @hookimpl

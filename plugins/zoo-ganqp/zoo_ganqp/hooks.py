@@ -6,11 +6,12 @@ zoo-images' (``mnist``, ``fashion-mnist``, ``image-folder``).
 
 from __future__ import annotations
 
-from zoo_core import ModelSpec, RecipeSpec, hookimpl
+from zoo_core import ModelSpec, RecipeSpec, hookimpl, trained_here
 
-PAPER = "https://arxiv.org/abs/1811.07296"
-BLOG = "https://kexue.fm/archives/6163"
-SOURCE = "https://github.com/bojone/gan-qp"
+# Where GAN-QP comes from, said once (the catalogue entries below; the licence of the scripts and of this port)
+ABOUT = {"license": "Apache-2.0", "links": {"paper": "https://arxiv.org/abs/1811.07296",
+                                            "blog": "https://kexue.fm/archives/6163",
+                                            "source": "https://github.com/bojone/gan-qp"}}
 
 # What every recipe shares: the scripts' loop (2 critic updates per generator update, Adam 2e-4 / 0.5,
 # z_dim 128, batch 64), iteration-based, the best model kept by the metric. ``lr: None`` lets each
@@ -59,10 +60,10 @@ TINY_CONFIG = {"img_size": 16, "channels": 1, "z_dim": 8, "max_channels": 16}
 
 STEP = "zoo_ganqp.train:GANQPStep"
 
-# The catalogue entries `zoo train RECIPE` fills: id -> (recipe, dataset, summary)
+# The catalogue entries `zoo train ID` fills: id -> (dataset, summary)
 ENTRIES = {
-    "ganqp-mnist": ("ganqp-mnist", "MNIST", "GAN-QP-L2 generator of MNIST digits (32 px), trained here"),
-    "ganqp-fashion": ("ganqp-fashion", "Fashion-MNIST", "GAN-QP-L2 generator of Fashion-MNIST (32 px), trained here"),
+    "ganqp-mnist": ("MNIST", "GAN-QP-L2 generator of MNIST digits (32 px), trained here"),
+    "ganqp-fashion": ("Fashion-MNIST", "GAN-QP-L2 generator of Fashion-MNIST (32 px), trained here"),
 }
 
 
@@ -95,16 +96,11 @@ def register_recipes(register):
 
 @hookimpl
 def register_registry_entries(register):
-    for entry_id, (recipe, dataset, summary) in ENTRIES.items():
-        register({
-            "id": entry_id, "architecture": "ganqp", "plugin": "ganqp", "task": "image-generation",
-            "summary": summary, "license": "Apache-2.0",
-            "links": {"paper": PAPER, "blog": BLOG, "source": SOURCE},
-            "metrics": [], "hub": None, "recipe": recipe,
-            "weights": {"status": "not-published", "how": "train",
-                        "instructions": f"Run `zoo train {recipe}` ({dataset} ships offline with zoo-images); "
-                                        f"then `zoo sample {entry_id} -o grid.png`."},
-        })
+    for entry_id, (dataset, summary) in ENTRIES.items():
+        register(trained_here(
+            entry_id, architecture="ganqp", plugin="ganqp", task="image-generation", summary=summary, about=ABOUT,
+            instructions=f"Run `zoo train {entry_id}` ({dataset} ships offline with zoo-images); "
+                         f"then `zoo sample {entry_id} -o grid.png`."))
 
 
 @hookimpl

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from zoo_core import DatasetSpec, ModelSpec, RecipeSpec, hookimpl
+from zoo_core import DatasetSpec, ModelSpec, RecipeSpec, hookimpl, trained_here
+
+# Where the method comes from, said once (the catalogue entries below)
+ABOUT = {"license": "Apache-2.0", "links": {"blog": "https://kexue.fm/archives/5617"}}
 
 # gensim's Word2Vec(sg=1, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5, epochs=5,
 # alpha=0.025, min_alpha=0.0001): the comparison of BENCHMARKS.md. One step is 64 blocks of 1024 words,
@@ -86,14 +89,8 @@ NOT_REDISTRIBUTABLE = {
 def register_registry_entries(register):
     """One catalogue entry per recipe (weights are trained here): `zoo train` installs the best model under it."""
     for entry_id, (task, architecture, summary, how) in ENTRIES.items():
-        register({
-            "id": entry_id, "architecture": architecture, "plugin": "nce", "task": task, "summary": summary,
-            "license": "Apache-2.0", "links": {"blog": "https://kexue.fm/archives/5617"}, "metrics": [],
-            "hub": None, "recipe": entry_id,
-            "weights": {"status": "not-published", "how": "train", "instructions": how,
-                        **({"no_redistribution": NOT_REDISTRIBUTABLE[entry_id]} if entry_id in NOT_REDISTRIBUTABLE
-                           else {})},
-        })
+        register(trained_here(entry_id, architecture=architecture, plugin="nce", task=task, summary=summary,
+                              about=ABOUT, instructions=how, no_redistribution=NOT_REDISTRIBUTABLE.get(entry_id)))
 
 
 @hookimpl

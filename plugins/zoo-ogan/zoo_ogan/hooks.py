@@ -6,11 +6,12 @@ zoo-images' (``mnist``, ``fashion-mnist``, ``image-folder``).
 
 from __future__ import annotations
 
-from zoo_core import ModelSpec, RecipeSpec, hookimpl
+from zoo_core import ModelSpec, RecipeSpec, hookimpl, trained_here
 
-PAPER = "https://arxiv.org/abs/1903.01931"
-BLOG = "https://kexue.fm/archives/6409"
-SOURCE = "https://github.com/bojone/o-gan"
+# Where O-GAN comes from, said once (the catalogue entries below; the licence of the scripts and of this port)
+ABOUT = {"license": "Apache-2.0", "links": {"paper": "https://arxiv.org/abs/1903.01931",
+                                            "blog": "https://kexue.fm/archives/6409",
+                                            "source": "https://github.com/bojone/o-gan"}}
 
 # o_gan_celeba.py: one RMSprop(1e-4, rho 0.99) step per batch of 64, z_dim 128, rho weight 0.5.
 COMMON = {
@@ -52,11 +53,10 @@ TINY_CONFIG = {"img_size": 16, "channels": 1, "z_dim": 8, "max_channels": 16}
 
 STEP = "zoo_ogan.train:OGANStep"
 
-# The catalogue entries `zoo train RECIPE` fills: id -> (recipe, dataset, summary)
+# The catalogue entries `zoo train ID` fills: id -> (dataset, summary)
 ENTRIES = {
-    "ogan-mnist": ("ogan-mnist", "MNIST", "O-GAN generator and encoder of MNIST digits (32 px), trained here"),
-    "ogan-fashion": ("ogan-fashion", "Fashion-MNIST", "O-GAN generator and encoder of Fashion-MNIST (32 px), "
-                                                      "trained here"),
+    "ogan-mnist": ("MNIST", "O-GAN generator and encoder of MNIST digits (32 px), trained here"),
+    "ogan-fashion": ("Fashion-MNIST", "O-GAN generator and encoder of Fashion-MNIST (32 px), trained here"),
 }
 
 
@@ -96,17 +96,12 @@ def register_recipes(register):
 
 @hookimpl
 def register_registry_entries(register):
-    for entry_id, (recipe, dataset, summary) in ENTRIES.items():
-        register({
-            "id": entry_id, "architecture": "ogan", "plugin": "ogan", "task": "image-generation",
-            "summary": summary, "license": "Apache-2.0",
-            "links": {"paper": PAPER, "blog": BLOG, "source": SOURCE},
-            "metrics": [], "hub": None, "recipe": recipe,
-            "weights": {"status": "not-published", "how": "train",
-                        "instructions": f"Run `zoo train {recipe}` ({dataset} ships offline with zoo-images); "
-                                        f"then `zoo sample {entry_id} -o grid.png` or "
-                                        f"`zoo ogan reconstruct --model {entry_id} --dataset mnist`."},
-        })
+    for entry_id, (dataset, summary) in ENTRIES.items():
+        register(trained_here(
+            entry_id, architecture="ogan", plugin="ogan", task="image-generation", summary=summary, about=ABOUT,
+            instructions=f"Run `zoo train {entry_id}` ({dataset} ships offline with zoo-images); then "
+                         f"`zoo sample {entry_id} -o grid.png` or "
+                         f"`zoo ogan reconstruct --model {entry_id} --dataset mnist`."))
 
 
 @hookimpl
