@@ -5,7 +5,8 @@ Both train the recipe's nets (32 px, D 64-128-256, G Dense(4*4*256)-128-64-1) wi
 split read through a torch DataLoader; evaluation is off in both (the Trainer's closing validation,
 which it always runs, is replaced by a no-op here and falls outside the timed window). Figures:
 iterations per second and images per second (generator batch per iteration), and the Trainer's
-overhead relative to the plain loop. Variants: eager, channels_last, torch.compile. Runs alternate
+overhead relative to the plain loop. Variants: eager (contiguous), channels_last (the model config's
+``channels_last``, the recipes' layout), torch.compile (contiguous). Runs alternate
 (plain, trainer, plain, trainer, ...) so machine load hits both alike; the median is reported.
 
     python plugins/zoo-ganqp/benchmarks/bench_throughput.py --seconds 15 --repeats 2
@@ -39,10 +40,8 @@ def plain_loop(dataset, config: dict, *, batch: int, seconds: float, warmup: int
     from zoo_ganqp.model import GANQP
 
     torch.manual_seed(0)
-    model = GANQP.from_config(config).train()
+    model = GANQP.from_config({**config, "channels_last": channels_last}).train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    if channels_last:
-        model.to(memory_format=fmt)
     G, D = (torch.compile(model.G), torch.compile(model.D)) if use_compile else (model.G, model.D)
     opt_d = torch.optim.Adam(model.D.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-7)
     opt_g = torch.optim.Adam(model.G.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-7)
@@ -90,7 +89,8 @@ def trainer_loop(recipe, *, steps: int, warmup: int, channels_last: bool, use_co
     with tempfile.TemporaryDirectory() as out:
         values = dict(recipe.defaults)
         values.update(out=out, max_steps=steps, eval_every_steps=None, log_every=1, checkpoint_every=10**9,
-                      progress=False, device="cpu", channels_last=channels_last, compile=use_compile, resume=False)
+                      progress=False, device="cpu", compile=use_compile, resume=False)
+        recipe = dataclasses.replace(recipe, model_config={**recipe.model_config, "channels_last": channels_last})
         Trainer(recipe, TrainConfig.from_dict(values)).fit()
         times = {line["step"]: line["time"] for line in map(json.loads, (Path(out) / "log.jsonl").open())
                  if "d_loss" in line}

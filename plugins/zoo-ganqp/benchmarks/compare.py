@@ -1,8 +1,8 @@
 """GAN-QP-L1, GAN-QP-L2, WGAN-GP and SGAN with the same G and D, for the same wall-clock budget each.
 
 Each loss trains through the core's Trainer (the recipe ``ganqp-mnist`` by default: MNIST padded to
-32 px, batch 64, z 128; each loss with its own paper's optimiser settings and critic schedule, see
-zoo_ganqp/train.py) for ``--minutes`` of training time, excluding the time spent evaluating.
+32 px, batch 64, z 128; each loss with its own paper's optimiser settings and critic schedule, and
+WGAN-GP's critic built with layer norms instead of batch norms, see zoo_ganqp/train.py) for ``--minutes`` of training time, excluding the time spent evaluating.
 LeNet-FID and KID (``--eval-samples`` samples against the training split) are computed about
 ``--evals`` times, evenly in training time: a short calibration run measures each loss's speed and
 sets its ``eval_every_steps``. A run stops at the validation nearest the budget (the first one from
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from zoo_ganqp.train import LOSSES, GANQPStep
+from zoo_ganqp.train import LOSS_MODEL_CONFIG, LOSSES, GANQPStep
 
 
 class TimedStep(GANQPStep):
@@ -84,6 +84,11 @@ def _values(recipe, out, **overrides) -> dict:
     return values
 
 
+def loss_recipe(recipe, loss: str):
+    """``recipe`` with the model config ``loss`` needs (WGAN-GP: a critic without batch norm)."""
+    return dataclasses.replace(recipe, model_config={**recipe.model_config, **LOSS_MODEL_CONFIG.get(loss, {})})
+
+
 def calibrate(recipe, loss: str, steps: int, threads: int | None) -> float:
     """Iterations per second of ``loss`` (timed after 2 warm-up iterations), evaluation off."""
     from zoo_core import TrainConfig, Trainer
@@ -100,6 +105,7 @@ def run_loss(recipe, loss: str, out: Path, *, budget: float, evals: int, eval_sa
              calibration_steps: int) -> dict:
     from zoo_core import TrainConfig, Trainer
 
+    recipe = loss_recipe(recipe, loss)
     rate = calibrate(recipe, loss, calibration_steps, threads)
     every = max(1, math.ceil(rate * budget / evals))  # validations about budget / evals apart in training time
     values = _values(recipe, out, loss=loss, max_steps=10**9, eval_every_steps=every, budget_seconds=budget,

@@ -33,7 +33,7 @@ T_F = torch.tensor([0.5, 1.0])  # Delta = 1.5, -2.0
 
 
 def _step(loss="qp-l2", **extra):
-    model = GANQP.from_config(TINY)
+    model = GANQP.from_config({**TINY, "critic_norm": "layer" if loss == "wgan-gp" else "batch"})
     return model, GANQPStep(model, TrainConfig(lr=None, batch_size=4, extra={"loss": loss, **extra}))
 
 
@@ -98,10 +98,15 @@ def test_updates_and_optimisers_per_loss():
     model, wgan = _step("wgan-gp")
     group = wgan.configure_optimizers()["d"].param_groups[0]
     assert (group["lr"], group["betas"]) == (1e-4, (0.0, 0.9))
-    # WGAN-GP's critic has no batch norm: the step gives D layer norms before the optimisers see it
-    assert model.config.critic_norm == "layer"
-    assert not any(isinstance(m, BatchNorm2d) for m in model.D.modules())
-    assert any(isinstance(m, LayerNorm2d) for m in model.D.modules())
+    # WGAN-GP's penalty is per sample: a batch-norm critic is refused, with the model setting that fixes it
+    with pytest.raises(ZooError, match="without batch norm") as refused:
+        GANQPStep(GANQP.from_config(TINY), TrainConfig(lr=None, batch_size=4, extra={"loss": "wgan-gp"}))
+    assert refused.value.where == "--set loss=wgan-gp" and "--model-set critic_norm=layer" in refused.value.hint
+    for norm in ("layer", "none"):
+        model = GANQP.from_config({**TINY, "critic_norm": norm})
+        GANQPStep(model, TrainConfig(lr=None, batch_size=4, extra={"loss": "wgan-gp"})).configure_optimizers()
+        assert not any(isinstance(m, BatchNorm2d) for m in model.D.modules())
+        assert any(isinstance(m, LayerNorm2d) for m in model.D.modules()) == (norm == "layer")
     with pytest.raises(ZooError):
         _step("lsgan")
 

@@ -60,9 +60,12 @@ def test_two_critic_updates_per_generator_update_each_on_its_own_batch(tiny_reci
 
 @pytest.mark.parametrize("loss,d_per_g", [("wgan-gp", 5), ("sgan", 1)])
 def test_baselines_step_their_own_schedules(tiny_recipe, small_config, tmp_path, loss, d_per_g):
+    from zoo_ganqp.train import LOSS_MODEL_CONFIG
+
     out = tmp_path / loss
-    best = Trainer(tiny_recipe, small_config(out, max_steps=2, checkpoint_every=2, limit_train=512,
-                                             loss=loss)).fit()
+    recipe = dataclasses.replace(tiny_recipe, model_config={**tiny_recipe.model_config,
+                                                            **LOSS_MODEL_CONFIG.get(loss, {})})
+    best = Trainer(recipe, small_config(out, max_steps=2, checkpoint_every=2, limit_train=512, loss=loss)).fit()
     state = load_file(_ckpt(out, 2) / "trainer_state.safetensors")
     assert int(state["optim.d.0.step"]) == 2 * d_per_g and int(state["optim.g.0.step"]) == 2
     model = load_folder(best)

@@ -15,7 +15,7 @@ ABOUT = {"license": "Apache-2.0", "links": {"paper": "https://arxiv.org/abs/1811
 
 # What every recipe shares: the scripts' loop (2 critic updates per generator update, Adam 2e-4 / 0.5,
 # z_dim 128, batch 64), iteration-based, the best model kept by the metric. ``lr: None`` lets each
-# loss take its own paper's rate (train.SETTINGS); ``--lr`` sets it for D and G alike.
+# loss take its own paper's rate (train.LOSS_SETTINGS); ``--lr`` sets it for D and G alike.
 COMMON = {
     "batch_size": 64,
     "lr": None,
@@ -27,9 +27,8 @@ COMMON = {
     "kid_subsets": 10,
     "checkpoint_every": 1000,
     "log_every": 100,
-    # benchmarks/bench_throughput.py, 32 px on 2 CPU threads: channels_last 2.45 it/s vs 2.39 eager (kept);
-    # torch.compile 2.23 it/s (slower, off)
-    "channels_last": True,
+    # benchmarks/bench_throughput.py, 32 px on 2 CPU threads: torch.compile 2.23 it/s against 2.45 for
+    # channels_last (the model's default layout, GANQPConfig) and 2.39 for contiguous: off
     "compile": False,
 }
 

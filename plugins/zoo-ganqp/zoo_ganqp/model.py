@@ -12,8 +12,11 @@ So at 128 px D has 5 convolutions (64, 128, 256, 512, 1024) and G is Dense(4*4*1
 128, 64, then 3 channels; at 256 px D has 6 (64 -> 2048); at 512 px 7 (32 -> 2048). The 32 px MNIST
 model (max channels 8*32 = 256) has D 64, 128, 256 and G Dense(4*4*256), then 128, 64, then 1.
 
-``critic_norm`` replaces D's batch normalisation for the baselines: ``"layer"`` (per-sample over
-C, H, W with a per-channel scale and shift, WGAN-GP's own choice for DCGAN critics) or ``"none"``.
+Two choices are made when the model is built, so a baseline is born with the nets it needs:
+``critic_norm`` replaces D's batch normalisation (``"layer"``: per-sample over C, H, W with a
+per-channel scale and shift, WGAN-GP's own choice for DCGAN critics; ``"none"``), and
+``channels_last`` keeps the weights of G and D in NHWC memory layout (the recipes' layout: the
+same numbers, measured faster on CPU by ``benchmarks/bench_throughput.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from zoo_images.gan import (
     dcgan_widths,
     default_max_channels,
     keras_init_,
-    use_critic_norm,
 )
 
 KERNEL = 5
@@ -46,6 +48,7 @@ class GANQPConfig:
     max_channels: int | None = None  # None: default_max_channels(img_size)
     f_size: int = 4  # side of G's first feature map (and of D's last)
     critic_norm: str = "batch"  # "batch" (GAN-QP, SGAN), "layer" (WGAN-GP), "none"
+    channels_last: bool = True  # NHWC weights (and the step feeds NHWC images); False: PyTorch's default
 
 
 class GANQP(LatentGenerator, ZooModel):
@@ -63,6 +66,15 @@ class GANQP(LatentGenerator, ZooModel):
                            project_norm="unit")
         self.D = Critic(c.channels, d_widths, c.f_size, c.critic_norm, kernel=KERNEL, bias=False)
         keras_init_(self)
+        self._use_layout()
+
+    def _use_layout(self) -> None:
+        if self.config.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def init_non_persistent_buffers(self) -> None:
+        """After a load: the assigned tensors come in the file's (contiguous) layout; use the config's."""
+        self._use_layout()
 
     @property
     def max_channels(self) -> int:
@@ -90,13 +102,6 @@ class GANQP(LatentGenerator, ZooModel):
 
     def critic(self, x):  # x: (B, channels, S, S) -> (B,)
         return self.D(x)
-
-    def use_critic_norm(self, kind: str) -> None:
-        """Rebuild D's normalisation layers as ``kind`` (fresh, deterministic) and record it in the config."""
-        if kind == self.config.critic_norm:
-            return
-        use_critic_norm(self.D, kind)
-        self.config.critic_norm = kind
 
     def example_inputs(self, batch_size: int = 2):
         return (torch.randn(batch_size, self.config.z_dim),)

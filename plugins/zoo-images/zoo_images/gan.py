@@ -352,14 +352,3 @@ def normal_init_(module: nn.Module, std: float = 0.02) -> None:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
-
-def use_critic_norm(critic: Critic, kind: str) -> None:
-    """Rebuild ``critic``'s normalisation layers as ``kind`` (fresh, deterministic), on its device."""
-    if kind not in CRITIC_NORMS:
-        raise ZooError(f"unknown critic_norm {kind!r}", hint=f"use one of {', '.join(CRITIC_NORMS)}")
-    device = next(critic.parameters()).device
-    layers = list(critic.features)
-    for i, m in enumerate(layers):
-        if isinstance(m, (BatchNorm2d, LayerNorm2d, nn.Identity)):
-            layers[i] = critic_norm_layer(kind, layers[i - 1].out_channels).to(device)
-    critic.features = nn.Sequential(*layers)
