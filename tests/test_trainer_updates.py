@@ -27,6 +27,7 @@ from zoo_core.trainer import (
     evaluate,
     seed_everything,
 )
+from zoo_core.updates import resolve_updates
 
 HERE = Path(__file__).parent
 FAST = {"batch_size": 32, "progress": False, "log_every": 1}
@@ -97,10 +98,10 @@ def test_updates_naming_unknown_optimizers_or_methods_are_refused():
 
     opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
     with pytest.raises(ZooError, match="unknown optimizer.*critic"):
-        Trainer._resolve_updates(Step(), {"d": opt})
+        resolve_updates(Step(), {"d": opt})
     Step.updates = (Update("nope"),)
     with pytest.raises(ZooError, match="no loss method 'nope'"):
-        Trainer._resolve_updates(Step(), {"d": opt})
+        resolve_updates(Step(), {"d": opt})
     assert Update("x", "d").optimizers == ("d",) and Update("x", ["d", "g"]).optimizers == ("d", "g")
 
 

@@ -24,7 +24,7 @@ _LAZY = {
     # writing a plugin
     "ZooModel": "model", "ZooDataset": "data", "model_card": "card",
     "TrainStep": "step", "TrainConfig": "step", "Update": "step", "Control": "step", "Trainer": "trainer",
-    "train": "trainer", "evaluate": "trainer", "TrainState": "checkpoint",
+    "train": "trainer", "evaluate": "trainer", "TrainState": "checkpoint", "build_dataset": "recipe",
     # where things live, and how they are written
     "zoo_home": "store", "local_model_dir": "store", "has_local_model": "store",
     "atomic_file": "files", "atomic_dir": "files", "write_text": "files", "write_bytes": "files",
@@ -39,7 +39,7 @@ __all__ = [
     "Control", "ConverterSpec", "DatasetSpec", "FilePin", "HubPin", "IntegrityError", "ModelSpec",
     "PluginError", "RecipeSpec", "RegistryError", "TrainConfig", "TrainState", "TrainStep", "Trainer",
     "UnknownNameError", "UnsafeFileError", "Update", "ZooDataset", "ZooError", "ZooModel", "atomic_dir",
-    "atomic_file", "build_model", "cached", "copy_dir", "did_you_mean", "evaluate", "get_entry",
+    "atomic_file", "build_dataset", "build_model", "cached", "copy_dir", "did_you_mean", "evaluate", "get_entry",
     "has_local_model", "hookimpl", "load_model", "local_model_dir", "model_card", "model_state",
     "parse_key_values", "pull",
     "pull_pinned", "remove", "replace_dir", "resolve_folder", "search", "sha256_file", "shard_draw", "train",

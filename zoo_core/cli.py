@@ -448,18 +448,14 @@ def _train_config(recipe, kwargs):
               help="Change a field of the recipe's model config, e.g. --model-set z_dim=32.")
 def train(name, no_install, model_sets, **kwargs):
     """Train a registered recipe; the best model goes to the zoo's local store (runs unchanged under torchrun)."""
-    import dataclasses
-
     from .trainer import train as run_recipe
 
     recipe = plugins.get_recipe_spec(name)
-    if model_sets:
-        model_config = {**recipe.model_config, **parse_key_values(model_sets, "--model-set")}
-        recipe = dataclasses.replace(recipe, model_config=model_config)
     config = _train_config(recipe, kwargs)
     if no_install:
         config.install = False
-    folder = run_recipe(recipe, config)
+    # --model-set goes to the Trainer as such: a value the data decides otherwise is refused, naming it
+    folder = run_recipe(recipe, config, model_set=parse_key_values(model_sets, "--model-set"))
     for line in _run_summary(Path(config.out), folder, installed=folder != Path(config.out) / "model"):
         click.echo(line)
 

@@ -1,11 +1,13 @@
 """Training: the plugin says what one step is (:mod:`zoo_core.step`), the core runs the loop.
 
 A plugin subclasses :class:`TrainStep` (its losses, its optimizers, how to
-evaluate) and registers a :class:`zoo_core.specs.RecipeSpec`. The core's
-:class:`Trainer` owns the rest: seeding, data loading and sharding,
+evaluate, its typed settings) and registers a :class:`zoo_core.specs.RecipeSpec`.
+The core's :class:`Trainer` builds the step's settings, then the dataset, then
+the model the data sizes (:mod:`zoo_core.recipe`), then the step, and owns the
+rest: seeding, data loading and sharding,
 DistributedDataParallel under ``torchrun``, gradient clipping, an EMA of the
 weights, the progress display, ``log.jsonl``, safetensors checkpoints with
-exact resume (:mod:`zoo_core.checkpoint`), validation on an epoch or a step
+exact resume (:mod:`zoo_core.checkpoint`, :mod:`zoo_core.resume`), validation on an epoch or a step
 schedule, model selection, and what the step asks for after a validation
 (:class:`Control`: reload the best weights, change the learning rate, ...).
 
@@ -19,11 +21,9 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,42 +38,14 @@ from .ema import EMA
 from .errors import ZooError
 from .files import remove_stale, write_text
 from .runs import RunLock
-from .step import Control, TrainConfig, TrainStep, Update, build_settings, setting_names
+from .evaluation import evaluate, evaluate_model, to_device
+from .recipe import build_dataset, build_model, check_extra, model_config, recipe_spec, subset
+from .resume import FREE_ON_RESUME, resume, saved_settings, settings_differences  # noqa: F401 - importable here
+from .step import Control, TrainConfig, TrainStep, Update, build_settings
+from .updates import clip_grad_norm, configure_optimizers, find_unused, resolve_updates, set_lr
 
-__all__ = ["Control", "TrainConfig", "TrainStep", "Trainer", "Update", "evaluate", "seed_everything", "train"]
-
-
-FREE_ON_RESUME = frozenset({"out", "device", "threads", "num_workers", "progress", "resume", "install",
-                            "log_every", "checkpoint_every", "keep_checkpoints", "epochs", "max_steps",
-                            "max_train_seconds", "eval_batch_size", "accept_changes"})
-
-
-def settings_differences(saved: dict | None, config: TrainConfig, saved_model: dict | None = None,
-                         model_config: dict | None = None) -> list[str]:
-    """What differs between a checkpoint's settings (and model config) and this run's, one line each."""
-    out = []
-    if saved is not None:
-        now = dataclasses.asdict(config)
-        then_extra, now_extra = dict(saved.get("extra") or {}), dict(now.pop("extra"))
-        saved = {k: v for k, v in saved.items() if k != "extra"}
-        for key in sorted(set(now) | set(saved)):
-            if key not in FREE_ON_RESUME and key in saved and _json(saved[key]) != _json(now.get(key)):
-                out.append(f"{key}: {saved[key]!r} in the checkpoint, {now.get(key)!r} now")
-        for key in sorted(set(then_extra) | set(now_extra)):
-            if _json(then_extra.get(key)) != _json(now_extra.get(key)):
-                out.append(f"{key}: {then_extra.get(key)!r} in the checkpoint, {now_extra.get(key)!r} now")
-    if saved_model is not None and model_config is not None:
-        for key in sorted(set(saved_model) | set(model_config)):
-            if _json(saved_model.get(key)) != _json(model_config.get(key)):
-                out.append(f"model {key}: {saved_model.get(key)!r} in the checkpoint, {model_config.get(key)!r} now")
-    return out
-
-
-def _json(value):
-    """A value as JSON would give it back (tuples as lists), to compare settings across a save."""
-    return json.loads(json.dumps(value, default=str))
-
-
+__all__ = ["Control", "TrainConfig", "TrainStep", "Trainer", "Update", "build_dataset", "check_extra", "evaluate",
+           "seed_everything", "train"]
 
 
 # --- the core's half: the loop -------------------------------------------------------------
@@ -135,77 +107,6 @@ class _Run:
         return self.ema.module if self.ema is not None else self.model
 
 
-def _recipe_spec(recipe):
-    if isinstance(recipe, str):
-        from .plugins import get_recipe_spec
-
-        return get_recipe_spec(recipe)
-    return recipe
-
-
-def build_model(recipe):
-    """A fresh model of the recipe's architecture and model config."""
-    from .plugins import get_model_spec
-
-    recipe = _recipe_spec(recipe)
-    return get_model_spec(recipe.model).load().from_config(dict(recipe.model_config))
-
-
-def build_dataset(recipe, config: TrainConfig):
-    """The recipe's dataset object (not yet split), with the run's seed."""
-    from .plugins import get_dataset_spec
-
-    recipe = _recipe_spec(recipe)
-    options = dict(recipe.dataset_options)
-    options.update(config.extra.get("dataset_options", {}))
-    return get_dataset_spec(recipe.dataset).load()(seed=config.seed, **options)
-
-
-def check_extra(recipe, config: TrainConfig, step_class=None) -> None:
-    """Raise a ZooError listing the valid settings if ``config.extra`` holds a key nothing declares.
-
-    Declared are TrainConfig's fields, ``dataset_options`` and the step's
-    settings (:func:`zoo_core.step.setting_names`). A step still without
-    ``Settings`` also reads the keys of its recipe's defaults by hand, so those
-    count for it. Then the step's Settings are built once, so a wrong type is
-    refused here too, before the run folder exists.
-    """
-    recipe = _recipe_spec(recipe)
-    step_class = step_class or recipe.load_step()
-    valid = ({f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}) | {"dataset_options"}
-    valid |= setting_names(step_class)
-    if getattr(step_class, "Settings", None) is None:
-        valid |= set(recipe.defaults)  # legacy: a step reading config.extra by hand
-    unknown = sorted(set(config.extra) - valid)
-    if unknown:
-        ours = [k for k in unknown if k in recipe.defaults and _json(recipe.defaults[k]) == _json(config.extra[k])]
-        if ours:
-            raise ZooError(f"recipe {recipe.name}'s defaults set {', '.join(ours)}, which {step_class.__name__} "
-                           "does not declare", where=f"recipe {recipe.name} ({recipe.plugin or 'its plugin'})",
-                           hint=f"declare it in {step_class.__name__}.Settings or drop it from the recipe")
-        raise ZooError(f"unknown setting(s) for recipe {recipe.name}: {', '.join(unknown)}",
-                       where=f"--set {unknown[0]}=...",
-                       hint=f"valid settings: {', '.join(sorted(valid))}")
-    build_settings(step_class, config.extra)
-
-
-def _configure_optimizers(step: TrainStep) -> dict:
-    """``step.configure_optimizers()``; a run without a learning rate for a step that needs one says so."""
-    try:
-        return step.configure_optimizers()
-    except TypeError:
-        if step.config.lr is not None:
-            raise
-        raise ZooError(f"{type(step).__name__} builds its optimizers from --lr, and this run sets no learning rate",
-                       where="--lr", hint="e.g. --lr 0.001") from None
-
-
-def _subset(data, limit):
-    if limit is not None and limit < len(data):
-        return torch.utils.data.Subset(data, range(limit))
-    return data
-
-
 class Trainer:
     """Runs a registered recipe: ``Trainer(recipe, config).fit()``.
 
@@ -215,19 +116,31 @@ class Trainer:
     takes the same :class:`Control` actions.
     """
 
-    def __init__(self, recipe, config: TrainConfig):
-        self.recipe = _recipe_spec(recipe)
+    def __init__(self, recipe, config: TrainConfig, model_set: dict | None = None):
+        self.recipe = recipe_spec(recipe)
         self.config = config
+        self.model_set = dict(model_set or {})  # the user's --model-set, over the recipe's model config
         self._changed: list[str] = []  # settings a resume accepted to change (accept_changes)
         check_extra(self.recipe, config)
 
-    def build_model(self):
-        """A fresh model of the recipe's architecture."""
-        return build_model(self.recipe)
+    def build_settings(self):
+        """The step's typed Settings for this run (None when the step declares none)."""
+        return build_settings(self.recipe.load_step(), self.config.extra)
 
     def build_dataset(self):
         """The recipe's dataset object (not yet split)."""
         return build_dataset(self.recipe, self.config)
+
+    def model_config(self, dataset=None, settings=None) -> dict:
+        """The run's model config: the recipe's, ``--model-set``, then what ``dataset`` decides."""
+        return model_config(self.recipe, dataset, settings, self.model_set)
+
+    def build_model(self, dataset=None, settings=None):
+        """A fresh model sized by the data (built here when ``dataset`` is not given), before any ``init_model``."""
+        if dataset is None:
+            settings = self.build_settings()
+            dataset = self.build_dataset()
+        return build_model(self.recipe, self.model_config(dataset, settings))
 
     latest_checkpoint = staticmethod(ckpt.latest_checkpoint)
 
@@ -274,27 +187,39 @@ class Trainer:
         from .model import check_device
 
         cfg = self.config
+        step_class = self.recipe.load_step()
         device = dist.resolve_device(cfg.device)
         check_device(device)
-        rank, world = dist.init_distributed(device, getattr(self.recipe.load_step(), "distributed_backend", None))
+        rank, world = dist.init_distributed(device, getattr(step_class, "distributed_backend", None))
         if cfg.batch_size % world:
             raise ZooError(f"global batch size {cfg.batch_size} does not split over {world} processes",
                            hint=f"use a batch size divisible by {world}")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
-        model = self.build_model().to(device)
-        step = self.recipe.load_step()(model, cfg)
-        optimizers = _configure_optimizers(step)
+        # Data first: the settings, the dataset (read once), then the model the data sizes. Reading the data
+        # leaves the run's RNG stream alone, so the model starts from the same draws as before it.
+        settings = build_settings(step_class, cfg.extra)
+        rng = ckpt.capture_rng()
+        try:
+            dataset = self.build_dataset()
+            config = self.model_config(dataset, settings)
+        finally:
+            ckpt.restore_rng(*rng)
+        model = build_model(self.recipe, config).to(device)
+        if not (ckpt.checkpoints(Path(cfg.out)) if cfg.resume else []) and hasattr(dataset, "init_model"):
+            dataset.init_model(model, settings)  # a fresh start only: a checkpoint holds these values
+        step = step_class(model, cfg)
+        optimizers = configure_optimizers(step)
         schedulers = step.configure_schedulers(optimizers)
-        update_optimizers, update_params = self._resolve_updates(step, optimizers)
+        update_optimizers, update_params = resolve_updates(step, optimizers)
         ema = EMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
-        data = self._data(rank, world, len(step.updates))
+        data = self._data(dataset, rank, world, len(step.updates))
         losses = _Losses(model, step)
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            losses = DDP(losses, find_unused_parameters=self._find_unused(step, model, update_optimizers))
+            losses = DDP(losses, find_unused_parameters=find_unused(step, model, update_optimizers))
         steps_per_epoch = data["batches_per_epoch"] // len(step.updates)
         total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
         out = Path(cfg.out)
@@ -302,7 +227,7 @@ class Trainer:
                    schedulers=schedulers, ema=ema, losses=losses, update_optimizers=update_optimizers,
                    update_params=update_params, total=total,
                    state=TrainState(batches_per_epoch=data["batches_per_epoch"]), **data)
-        self._resume(run)
+        self._changed = resume(run, cfg)
         run.state.start_clock()
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
@@ -316,12 +241,11 @@ class Trainer:
                 run.progress = Progress(total, initial=min(run.state.step, total), desc=self.recipe.name)
         return run
 
-    def _data(self, rank: int, world: int, updates: int) -> dict:
+    def _data(self, dataset, rank: int, world: int, updates: int) -> dict:
         """The splits, this rank's shard of the training order and its loader."""
         cfg = self.config
-        dataset = self.build_dataset()
-        train = _subset(dataset.split("train"), cfg.limit_train)
-        val = _subset(dataset.split("validation"), cfg.limit_eval)
+        train = subset(dataset.split("train"), cfg.limit_train)
+        val = subset(dataset.split("validation"), cfg.limit_eval)
         local_batch = cfg.batch_size // world
         sampler = dist.train_sampler(train, rank=rank, world=world, seed=cfg.seed)
         # Its own generator keeps the DataLoader from drawing on the global RNG, which the step owns.
@@ -335,131 +259,6 @@ class Trainer:
                            hint="lower --batch-size or raise --limit-train")
         return {"dataset": dataset, "train": train, "val": val, "sampler": sampler, "loader": loader,
                 "local_batch": local_batch, "batches_per_epoch": batches_per_epoch}
-
-    @staticmethod
-    def _resolve_updates(step: TrainStep, optimizers: dict) -> tuple[list, list]:
-        if not step.updates:
-            raise ZooError(f"{type(step).__name__}.updates is empty", hint="list at least one Update")
-        for name in optimizers:
-            if "." in name:
-                raise ZooError(f"optimizer name {name!r} contains a dot", hint="name optimizers without dots")
-        opts, params = [], []
-        for update in step.updates:
-            if not callable(getattr(step, update.loss, None)):
-                raise ZooError(f"{type(step).__name__} has no loss method {update.loss!r}",
-                               hint="Update.loss names a method (model, batch) -> {'loss': ...}")
-            names = update.optimizers if update.optimizers is not None else tuple(optimizers)
-            unknown = [n for n in names if n not in optimizers]
-            if unknown:
-                raise ZooError(f"Update({update.loss!r}) names unknown optimizer(s) {', '.join(unknown)}",
-                               hint=f"configure_optimizers() returns: {', '.join(optimizers)}")
-            chosen = [optimizers[n] for n in names]
-            seen: dict[int, torch.Tensor] = {}
-            for opt in chosen:
-                for group in opt.param_groups:
-                    for p in group["params"]:
-                        seen.setdefault(id(p), p)
-            opts.append(chosen)
-            params.append(list(seen.values()))
-        return opts, params
-
-    @staticmethod
-    def _find_unused(step: TrainStep, model: nn.Module, update_optimizers: list) -> bool:
-        if step.find_unused_parameters is not None:
-            return bool(step.find_unused_parameters)
-        if len({tuple(id(o) for o in opts) for opts in update_optimizers}) > 1:
-            return True
-        stepped = {id(p) for opts in update_optimizers for o in opts for g in o.param_groups for p in g["params"]}
-        return any(p.requires_grad and id(p) not in stepped for p in model.parameters())
-
-    def _resume(self, run: _Run) -> None:
-        """Continue from the newest checkpoint that reads back whole; damaged newer ones are set aside."""
-        import sys
-
-        found = ckpt.checkpoints(run.out) if self.config.resume else []
-        if not found:
-            if run.rank == 0:
-                self._start_fresh(run)
-            return
-        loaded, damaged = None, []
-        for folder in reversed(found):
-            try:
-                meta = ckpt.read_checkpoint_meta(folder)
-                self._check_settings(run, meta)
-                loaded = ckpt.read_checkpoint(meta, model=run.model, ema=run.ema)
-                break
-            except ckpt.DamagedCheckpoint as exc:
-                damaged.append((folder, exc))
-        dist.barrier()  # every process has read before rank 0 moves anything
-        if run.rank == 0:
-            for folder, exc in damaged:
-                aside = ckpt.set_aside(folder)
-                then = f"resuming from {loaded.folder.name}" if loaded else "no checkpoint is left to resume from"
-                print(f"zoo: checkpoint {folder.name} is damaged ({exc.what}; {exc.where}); {then}. "
-                      f"It was moved to {aside}: delete it once you have looked.", file=sys.stderr)
-        if loaded is None:
-            raise ZooError(f"every checkpoint under {run.out / ckpt.CHECKPOINT_DIR} is damaged",
-                           where=str(damaged[0][1].where), hint="start over with --no-resume (the damaged "
-                           "checkpoints were renamed *.damaged)")
-        fresh = {name: [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
-                 for name, opt in run.optimizers.items()}
-        state, step_state = ckpt.apply_checkpoint(loaded, model=run.model, optimizers=run.optimizers,
-                                                  schedulers=run.schedulers, ema=run.ema)
-        if self._changed:
-            _take_hyperparameters(run, fresh)
-        found = loaded.folder
-        run.step.load_state_dict(step_state)
-        updates = len(run.step.updates)
-        if state.batches_per_epoch is None:  # a checkpoint from before TrainState: one batch per step
-            per_epoch = run.batches_per_epoch // updates
-            state.epoch, state.batch_in_epoch = divmod(state.step, per_epoch)
-            state.batch_in_epoch *= updates
-        elif state.batches_per_epoch != run.batches_per_epoch:
-            raise ZooError(f"{found} was written with {state.batches_per_epoch} batches per epoch, this run has "
-                           f"{run.batches_per_epoch}", hint="resume with the batch size and data limits that "
-                           "wrote it, or start over with --no-resume")
-        state.batches_per_epoch = run.batches_per_epoch
-        run.state = state
-        if run.rank == 0:
-            ckpt.restore_best(found, run.out)
-            written = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((found / ckpt.STATE_NAME).stat().st_mtime))
-            print(f"zoo: resuming from step {state.step}/{run.total} (checkpoint of {written}) in {run.out}; "
-                  "--no-resume starts over", file=sys.stderr)
-        dist.barrier()
-
-    def _start_fresh(self, run: _Run) -> None:
-        """Say that the run starts from step 0, and why; --no-resume clears the checkpoints it will not use."""
-        old = ckpt.checkpoints(run.out)
-        if old:  # --no-resume: left there, they would outrank this run's own checkpoints on the next resume
-            for folder in old:
-                shutil.rmtree(folder, ignore_errors=True)
-            why = f" (--no-resume: removed its {len(old)} earlier checkpoint(s))"
-        elif (run.out / ckpt.LOG_NAME).is_file() and (run.out / ckpt.LOG_NAME).stat().st_size:
-            why = " (the run there stopped before its first checkpoint)"
-        else:
-            why = ""
-        print(f"zoo: starting fresh in {run.out}{why}", file=sys.stderr)
-
-    def _check_settings(self, run: _Run, meta) -> None:
-        """A resume with other settings than the checkpoint's is an error listing them (unless accepted)."""
-        import sys
-
-        model_config = {k: v for k, v in run.model.config_dict().items() if k != "architecture"} \
-            if hasattr(run.model, "config_dict") else None
-        changes = settings_differences(meta.settings, self.config, meta.model_config, model_config)
-        model_changes = [c for c in changes if c.startswith("model ")]
-        if model_changes:
-            raise ZooError(f"{meta.folder} was written by another model: " + "; ".join(model_changes),
-                           where=str(meta.folder), hint="resume with the model settings that wrote it "
-                           "(--model-set), or start over with --no-resume")
-        if changes and not self.config.accept_changes:
-            raise ZooError(f"the run in {run.out} was started with other settings than these:\n    "
-                           + "\n    ".join(changes), where=str(meta.folder),
-                           hint="resume with the settings that wrote it, pass --accept-changes to go on with "
-                                "the new ones from here, or start over with --no-resume")
-        if changes and run.rank == 0:
-            print("zoo: resuming with changed settings (--accept-changes): " + "; ".join(changes), file=sys.stderr)
-        self._changed = changes
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -475,7 +274,7 @@ class Trainer:
         batches = iter(run.loader)
         while not run.finished:
             epoch = st.epoch
-            outputs = self._train_step(run, [_to_device(next(batches), run.device) for _ in range(updates)])
+            outputs = self._train_step(run, [to_device(next(batches), run.device) for _ in range(updates)])
             self._read_clock(run)
             st.batch_in_epoch += updates
             end_of_epoch = st.batch_in_epoch + updates > run.batches_per_epoch
@@ -591,7 +390,7 @@ class Trainer:
             # Evaluation must not shift the training RNG streams, or a resumed run would diverge.
             rng = ckpt.capture_rng()
             try:
-                metrics = _evaluate_model(step, run.eval_model, run.val, self.config, self.config.eval_max_batches)
+                metrics = evaluate_model(step, run.eval_model, run.val, self.config, self.config.eval_max_batches)
             finally:
                 ckpt.restore_rng(*rng)
         metrics = dist.broadcast_object(metrics)
@@ -625,7 +424,7 @@ class Trainer:
                 opt.load_state_dict(fresh[name].state_dict())
         for action in actions:
             if action[0] == "set_lr":
-                _set_lr(run, action[1], action[2])
+                set_lr(run, action[1], action[2])
         if "reset_ema" in kinds:
             run.ema.reset(run.model)
         if "stop" in kinds:
@@ -640,7 +439,8 @@ class Trainer:
             run.state.tick()
             ckpt.save_checkpoint(run.out, model=run.model, optimizers=run.optimizers, schedulers=run.schedulers,
                                  state=run.state, ema=run.ema, step_state=run.step.state_dict(),
-                                 keep=self.config.keep_checkpoints, settings=_json(dataclasses.asdict(self.config)))
+                                 keep=self.config.keep_checkpoints,
+                                 settings=saved_settings(self.config, run.step.settings))
         dist.barrier()
 
 
@@ -686,35 +486,6 @@ def check_run_folder(out: Path) -> None:
                             "the best model is copied into the store at the end")
 
 
-def _take_hyperparameters(run: _Run, fresh: dict) -> None:
-    """After an accepted change of settings: the optimizers keep their state but take the new settings'
-    hyper-parameters (``fresh``: each optimizer's param groups as ``configure_optimizers`` made them now).
-
-    A learning rate a scheduler has moved keeps its place on the schedule: the new base rate times the
-    factor the schedule had reached.
-    """
-    for name, opt in run.optimizers.items():
-        for group, new in zip(opt.param_groups, fresh.get(name, [])):
-            factor = group["lr"] / group["initial_lr"] if group.get("initial_lr") else 1.0
-            group.update(new)
-            group["lr"] = new.get("initial_lr", new["lr"]) * factor
-    for sched in run.schedulers.values():
-        sched.base_lrs = [g.get("initial_lr", g["lr"]) for g in sched.optimizer.param_groups]
-
-
-def _set_lr(run: _Run, lr: float, name: str | None) -> None:
-    for opt_name, opt in run.optimizers.items():
-        if name is not None and opt_name != name:
-            continue
-        for group in opt.param_groups:
-            group["lr"] = lr
-            if "initial_lr" in group:
-                group["initial_lr"] = lr
-        for sched in run.schedulers.values():
-            if sched.optimizer is opt:
-                sched.base_lrs = [lr] * len(opt.param_groups)
-
-
 def _scalars(outputs: list[tuple[str, dict]]) -> dict[str, float]:
     """The logged figures of one step (see TrainStep: loss per method, repeats averaged)."""
     several = len({name for name, _ in outputs}) > 1
@@ -736,94 +507,10 @@ def _scalars(outputs: list[tuple[str, dict]]) -> dict[str, float]:
     return {k: sums[k] / counts[k] for k in sums}
 
 
-def clip_grad_norm(params, max_norm: float) -> torch.Tensor:
-    """Scale the gradients of ``params`` so their global 2-norm is at most ``max_norm``; return the norm before.
-
-    ``torch.nn.utils.clip_grad_norm_`` itself when every gradient is dense; a
-    sparse gradient (``nn.Embedding(sparse=True)``) is coalesced so that rows
-    repeated in the batch count once, and scaled like the rest.
-    """
-    grads = [p.grad for p in params if p.grad is not None]
-    sparse = [g for g in grads if g.is_sparse]
-    if not sparse:
-        return torch.nn.utils.clip_grad_norm_(params, max_norm)
-    dense = [g for g in grads if not g.is_sparse]
-    norms = [torch.linalg.vector_norm(g) for g in dense]
-    norms += [torch.linalg.vector_norm(g.coalesce().values()) for g in sparse]
-    total = torch.linalg.vector_norm(torch.stack([n.to(norms[0].device) for n in norms]))
-    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-    for g in grads:
-        g.mul_(coef.to(g.device))
-    return total
-
-
-# --- evaluation ----------------------------------------------------------------------------
-
-
-def _device_of(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _to_device(batch, device):
-    if torch.is_tensor(batch):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    return batch
-
-
-class _DeviceLoader:
-    """Moves each batch of a loader to a device, stopping after ``max_batches`` when set."""
-
-    def __init__(self, loader, device, max_batches: int | None = None):
-        self.loader, self.device, self.max_batches = loader, device, max_batches
-
-    def __iter__(self):
-        for i, batch in enumerate(self.loader):
-            if self.max_batches is not None and i >= self.max_batches:
-                return
-            yield _to_device(batch, self.device)
-
-    def __len__(self):
-        n = len(self.loader)
-        return n if self.max_batches is None else min(n, self.max_batches)
-
-
-def _evaluate_model(step: TrainStep, model, data, config: TrainConfig, max_batches: int | None = None) -> dict:
-    # A private generator: iterating a DataLoader otherwise draws a seed from the global RNG.
-    loader = torch.utils.data.DataLoader(data, batch_size=config.eval_batch_size,
-                                         generator=torch.Generator().manual_seed(config.seed))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            metrics = step.evaluate(model, _DeviceLoader(loader, _device_of(model), max_batches))
-    finally:
-        model.train(was_training)
-    return {k: float(v) for k, v in metrics.items()}
-
-
-def evaluate(recipe, model, split: str = "test", config: TrainConfig | None = None) -> dict[str, float]:
-    """Score ``model`` on one split of the recipe's dataset with the recipe's ``TrainStep.evaluate``.
-
-    ``recipe`` is a recipe name or RecipeSpec; ``config`` defaults to the
-    recipe's defaults (its ``limit_eval``, ``eval_batch_size``, ``seed`` and
-    ``extra`` apply). The model is left in eval mode.
-    """
-    recipe = _recipe_spec(recipe)
-    config = config or TrainConfig.from_dict(recipe.defaults)
-    data = _subset(build_dataset(recipe, config).split(split), config.limit_eval)
-    step = recipe.load_step()(model, config)
-    model.eval()
-    return _evaluate_model(step, model, data, config)
-
-
 # --- the whole thing -----------------------------------------------------------------------
 
 
-def train(name, config: TrainConfig | dict | None = None, **overrides) -> Path:
+def train(name, config: TrainConfig | dict | None = None, *, model_set: dict | None = None, **overrides) -> Path:
     """Train recipe ``name`` and install its best model in the zoo's local store; return that folder.
 
     ``config`` is a complete TrainConfig (used as given) or a dict; without
@@ -832,9 +519,11 @@ def train(name, config: TrainConfig | dict | None = None, **overrides) -> Path:
     finished, rank 0 copies ``OUT/model`` to ``local_model_dir(id)`` for every
     catalogue entry whose ``recipe`` is ``name`` (unless ``install=False``),
     so ``load_model(id)`` finds it. Without such an entry the model stays in
-    ``OUT/model``, which is then returned.
+    ``OUT/model``, which is then returned. ``model_set`` (``--model-set``)
+    changes fields of the recipe's model config; a value the data decides
+    otherwise is a ZooError naming the key.
     """
-    recipe = _recipe_spec(name)
+    recipe = recipe_spec(name)
     if isinstance(config, TrainConfig):
         values = dataclasses.asdict(config)
     else:
@@ -846,11 +535,11 @@ def train(name, config: TrainConfig | dict | None = None, **overrides) -> Path:
     check_extra(recipe, config)  # before the lock makes the run folder: a typo leaves nothing behind
     check_run_folder(Path(config.out))
     with RunLock(config.out) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
-        return _train_and_install(recipe, config)
+        return _train_and_install(recipe, config, model_set)
 
 
-def _train_and_install(recipe, config: TrainConfig) -> Path:
-    best = Trainer(recipe, config).fit()
+def _train_and_install(recipe, config: TrainConfig, model_set: dict | None = None) -> Path:
+    best = Trainer(recipe, config, model_set).fit()
     if not config.install or not (best / "config.json").is_file():
         return best
     from .registry import entries_for_recipe
