@@ -182,7 +182,8 @@ def test_load_model_by_recipe_name(zoo):
 # --- what is not a model ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ref", ["./nowhere", "no/such/folder", "~/no-such-zoo-model-folder", "~no-such-user-here/m", "toy-fit/"])
+@pytest.mark.parametrize("ref", ["./nowhere", "no/such/folder", "~/no-such-zoo-model-folder", "~no-such-user-here/m",
+                                 "toy-fit/"])
 def test_a_path_that_does_not_exist_is_never_looked_up_in_the_catalogue(zoo, ref):
     from zoo_core import resolve_folder
 
@@ -244,3 +245,17 @@ def test_resolving_and_pulling_a_hub_repo_imports_no_torch(zoo, local_hub):
     assert r.returncode == 0, r.stderr
     first, second = r.stdout.split()
     assert first == second and Path(first).name == commit
+
+
+def test_zoo_eval_without_model_scores_what_training_produced_or_says_train_it(zoo):
+    from click.testing import CliRunner
+
+    from zoo_core.cli import cli
+
+    result = CliRunner().invoke(cli, ["eval", "toy-gan"])
+    assert result.exit_code == 1 and not isinstance(result.exception, (AttributeError, TypeError))
+    assert "recipe 'toy-gan' has no trained model here" in result.output
+    assert result.output.count("zoo train toy-gan") == 1
+    _model_folder(Path("runs/toy-gan/model"))  # a toy-mlp folder: the architecture check proves it was found
+    result = CliRunner().invoke(cli, ["eval", "toy-gan"])
+    assert result.exit_code == 1 and "runs/toy-gan/model is a toy-mlp model, not toy-gan" in result.output
