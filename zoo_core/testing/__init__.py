@@ -7,7 +7,9 @@ Opt-in: a plugin's ``tests/conftest.py`` takes the kit's fixtures (``local_hub``
 """
 
 from .fixtures_home import only_plugins
+from .contract import ContractTests
 from .ports import free_port
+from .recipe_contract import RecipeContract
 from .runs import run_config, torchrun
 
-__all__ = ["free_port", "only_plugins", "run_config", "torchrun"]
+__all__ = ["ContractTests", "RecipeContract", "free_port", "only_plugins", "run_config", "torchrun"]

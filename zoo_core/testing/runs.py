@@ -14,11 +14,12 @@ def run_config(defaults: dict, small_run: dict, out: str | os.PathLike, **overri
 
 
 def torchrun(script: str, nproc: int, *, cwd: str | os.PathLike, plugins: str | None = None,
-             timeout: float = 300) -> None:
-    """Run the Python source ``script`` under ``torch.distributed.run --standalone`` with ``nproc``
-    processes (one torch thread each, ``ZOO_LOAD_PLUGINS=plugins`` when given); fail the test with
-    the processes' last output unless every process succeeds. What a "torchrun with 2 processes
-    matches 1" test runs twice."""
+             timeout: float = 600, args: list[str] | tuple[str, ...] = (), check: bool = True):
+    """Run the Python source ``script`` (with ``args``) under ``torch.distributed.run --standalone`` with
+    ``nproc`` processes (one torch thread each, ``ZOO_LOAD_PLUGINS=plugins`` when given) in ``cwd``, and
+    return the finished process (output captured as text). With ``check``, fail the test with the
+    processes' last output unless every process succeeds. What a "torchrun with 2 processes matches 1"
+    test runs twice (:class:`~zoo_core.testing.RecipeContract` does it for a recipe)."""
     import subprocess
     import sys
     import textwrap
@@ -30,5 +31,8 @@ def torchrun(script: str, nproc: int, *, cwd: str | os.PathLike, plugins: str | 
     if plugins is not None:
         env["ZOO_LOAD_PLUGINS"] = plugins
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-                        str(path)], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
-    assert r.returncode == 0, f"torchrun --nproc-per-node={nproc} failed:\n{r.stderr[-3000:]}"
+                        str(path), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                       check=False)
+    if check:
+        assert r.returncode == 0, f"torchrun --nproc-per-node={nproc} failed:\n{r.stderr[-3000:]}"
+    return r
