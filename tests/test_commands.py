@@ -74,6 +74,8 @@ def test_verbs_and_namespaces_from_one_plugin(tmp_path):
     verbs = next(s for s in sections if s.startswith("Using a model"))
     assert "sample" in verbs and "similar" in verbs
     assert "\n  generate " not in text and "\n  export " not in text  # verbs no installed plugin fills: not listed
+    [row] = json.loads(run_zoo(["plugins", "--json"], site, env=env).stdout)
+    assert row["commands"] == ["zoo alpha tool", "zoo sample alpha-sample", "zoo similar alpha"]
     r = run_zoo(["generate", "x"], site, env=env)
     assert r.returncode == 2 and "no installed plugin gives `zoo generate` commands" in r.stderr
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from . import plugins
-from .commands import CommandGroup, load_plugin_commands
+from .commands import CommandGroup, commands_by_plugin, load_plugin_commands
 from .errors import ZooError
 from .options import parse_key_values
 
@@ -165,6 +165,8 @@ def plugins_cmd(as_json):
         found[name]["hooks"] = sorted(h.name for h in plugins.pm.get_hookcallers(plugin) or [])
         dist, version = plugins.plugin_distribution(name)
         found[name]["distribution"], found[name]["version"] = dist, version
+    for name, paths in commands_by_plugin(cli).items():
+        found.setdefault(name, {"name": name, "hooks": []})["commands"] = paths
     for kind, table in (("models", plugins.models()), ("datasets", plugins.datasets()),
                         ("recipes", plugins.recipes()), ("converters", plugins.converters())):
         for spec in table.values():
@@ -189,7 +191,7 @@ def plugins_cmd(as_json):
     for r in rows:
         version = f" {r['version']}" if r.get("version") else ""
         click.echo(f"{r['name']}{version}: {r['status']}")
-        for kind in ("models", "datasets", "recipes", "converters"):
+        for kind in ("models", "datasets", "recipes", "converters", "commands"):
             if r.get(kind):
                 click.echo(f"  {kind}: {', '.join(sorted(r[kind]))}")
         for e in r.get("errors", []):

@@ -252,6 +252,20 @@ def load_plugin_commands(root: click.Group) -> None:
         raise plugins.LoadInterrupted(str(exc)) from None
     root._plugin_added = [(_group(root, path), path[-1], command)
                           for path, command in _command_paths(root).items() if path not in core]
+    root._plugin_owners = owners
+
+
+def commands_by_plugin(root: click.Group) -> dict[str, list[str]]:
+    """The commands each plugin attached, as typed: ``{"nice": ["zoo sample nice-mnist"], ...}``."""
+    load_plugin_commands(root)
+    found: dict[str, list[tuple]] = {}
+    for path, owner in root._plugin_owners.items():
+        if owner != "zoo-core":
+            found.setdefault(owner, []).append(path)
+    # a namespace group is listed by its commands
+    return {plugin: [f"zoo {' '.join(path)}" for path in sorted(paths)
+                     if not any(other[:len(path)] == path and other != path for other in paths)]
+            for plugin, paths in found.items()}
 
 
 def _command_paths(group, prefix: tuple = ()) -> dict[tuple, object]:
