@@ -153,3 +153,26 @@ def test_every_readme_spelling_of_the_real_plugins_resolves():
     for spelling, usage in zip(spellings, usages):
         assert f" {spelling} [OPTIONS]" in usage, usage
     assert "MODULES []" in r.stdout  # a command's --help imports neither torch nor numpy
+
+
+def test_plugin_commands_follow_the_plugins_loaded_in_this_process(monkeypatch):
+    """Tests reset the plugins between cases: the commands of the earlier set go, the new set's come."""
+    from click.testing import CliRunner
+
+    from zoo_core import plugins
+    from zoo_core.cli import cli
+
+    def sample_commands(names):
+        monkeypatch.setenv("ZOO_LOAD_PLUGINS", names)
+        plugins.reset()
+        r = CliRunner().invoke(cli, ["sample", "--help"])
+        assert r.exit_code == 0, r.output
+        return {line.split()[0] for line in r.output.split("Commands:")[1].splitlines() if line.strip()}
+
+    try:
+        assert sample_commands("nice") == {"nice-mnist"}
+        assert "ganqp-mnist" in sample_commands("ganqp,images") and "nice-mnist" not in sample_commands("ganqp")
+        r = CliRunner().invoke(cli, ["sample", "nice-mnist", "--help"])
+        assert r.exit_code == 2 and "No such command 'nice-mnist'" in r.output
+    finally:
+        plugins.reset()
