@@ -176,3 +176,14 @@ def test_plugin_commands_follow_the_plugins_loaded_in_this_process(monkeypatch):
         assert r.exit_code == 2 and "No such command 'nice-mnist'" in r.output
     finally:
         plugins.reset()
+
+
+def test_zoo_list_imports_no_plugin_command_module_of_the_real_plugins():
+    code = ("import sys\nfrom zoo_core.cli import cli\n"
+            "try:\n    cli(['list'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+            "print('PLUGINS', sorted(m for m in sys.modules if m.startswith('zoo_') and m.endswith('.hooks')))\n"
+            "print('CLI', sorted(m for m in sys.modules if m.startswith('zoo_') and m.endswith('.cli') and m != 'zoo_core.cli'))\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "ZOO_LOAD_PLUGINS"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "'zoo_nice.hooks'" in r.stdout and "CLI []" in r.stdout, r.stdout[-500:]
