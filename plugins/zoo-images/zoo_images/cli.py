@@ -1,7 +1,7 @@
 """zoo-images' commands: ``zoo images fid``.
 
 Importing this module costs only click: torch and the metrics are imported inside the command
-body (hooks.py attaches the group while ``zoo --help`` runs).
+body (the core attaches the command when a command line needs it).
 """
 
 from __future__ import annotations
