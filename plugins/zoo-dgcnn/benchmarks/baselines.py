@@ -76,7 +76,7 @@ def oracle(question: str, passages: list[str], answer: str) -> str:
     """The release's decoding + vote of gold 0/1 start/end probabilities."""
     import torch
 
-    from zoo_dgcnn.model import passage_spans, vote
+    from zoo_dgcnn.answering import passage_spans, vote
     from zoo_dgcnn.text import answer_labels
 
     found = []

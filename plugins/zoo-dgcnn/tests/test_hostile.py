@@ -136,7 +136,8 @@ def test_a_36000_character_passage_is_answered_within_a_gigabyte(tmp_path):
 
 
 def test_a_passage_over_the_bound_is_refused_by_name():
-    from zoo_dgcnn.model import DGCNN, MAX_PASSAGE_CHARS, DGCNNConfig
+    from zoo_dgcnn.answering import MAX_PASSAGE_CHARS
+    from zoo_dgcnn.model import DGCNN, DGCNNConfig
 
     model = DGCNN(DGCNNConfig(vocab=list("中国"), dim=8, question_rates=[1], passage_rates=[1]))
     with pytest.raises(ZooError, match="passage 2 is") as exc:
@@ -145,11 +146,11 @@ def test_a_passage_over_the_bound_is_refused_by_name():
 
 
 def test_long_passages_are_batched_within_the_position_budget():
-    from zoo_dgcnn.model import BATCH_POSITIONS, _batches
+    from zoo_dgcnn.answering import BATCH_POSITIONS, batches as make_batches
 
     questions = ["问" * 20]
     pairs = [(0, "x" * n) for n in (30, 5000, 40, 40, 900, 20000, 10, 600, 600, 600)] + [(0, "y" * 50)] * 200
-    batches = list(_batches(pairs, questions, 64))
+    batches = list(make_batches(pairs, questions, 64))
     assert [p for b in batches for p in b] == pairs  # every pair once, in order
     for b in batches:
         width = max(max(len(t) for _, t in b), 20)

@@ -7,7 +7,9 @@ import torch
 
 from zoo_core import ZooError
 
-from zoo_dgcnn.model import DGCNN, AttentionPooling, DGCNNConfig, GatedConv1d, focal_loss, passage_spans, vote
+from zoo_dgcnn.answering import passage_spans, vote
+from zoo_dgcnn.model import DGCNN, AttentionPooling, DGCNNConfig, GatedConv1d, focal_loss
+from zoo_dgcnn.text import tokenizer_of
 
 VOCAB = list("的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要")
 V = len(VOCAB) + 2
@@ -137,12 +139,12 @@ def test_decoding_threshold_span_length_and_vote():
 def test_word_vectors_enter_through_a_projection(tmp_path):
     from zoo_core.model import load_folder
 
-    model = _model()
-    vectors = torch.randn(3, 5)
-    model.set_vocabulary(VOCAB, ["中国", "我们", "人"], vectors)
-    assert model.config.word_dim == 5 and model.word_vectors.shape == (4, 5)
+    model = _model(words=["中国", "我们", "人"], word_dim=5)
+    assert model.word_vectors.shape == (4, 5)
+    with torch.no_grad():
+        model.word_vectors[1:] = torch.randn(3, 5)
     assert (model.word_vectors[0] == 0).all()  # OOV row
-    q, p, qw, pw, _ = model.tokenizer.batch(["中国人"], ["我们是中国人"])
+    q, p, qw, pw, _ = tokenizer_of(model).batch(["中国人"], ["我们是中国人"])
     assert pw.tolist() == [[2, 2, 0, 1, 1, 3]]  # 我们 是(OOV) 中国 人
     model.eval()
     base = model(q, p, qw, pw)[0]
@@ -159,12 +161,11 @@ def test_jieba_gets_only_the_word_vector_words_it_lacks():
 
     reference = jieba.Tokenizer()
     reference.check_initialized()
-    model = _model()
-    model.set_vocabulary(VOCAB, ["中国", "我们", "蒲公英开放了"], torch.randn(3, 4))
-    tok = model.tokenizer.jieba
+    model = _model(words=["中国", "我们", "蒲公英开放了"], word_dim=4)
+    tok = tokenizer_of(model).jieba
     assert tok.total == reference.total + tok.FREQ["蒲公英开放了"]  # only the new word counted
     assert tok.FREQ["中国"] == reference.FREQ["中国"] and tok.FREQ["我们"] == reference.FREQ["我们"]
-    assert model.tokenizer.cut("蒲公英开放了") == ["蒲公英开放了"]
+    assert tokenizer_of(model).cut("蒲公英开放了") == ["蒲公英开放了"]
 
 
 def test_decoding_matches_the_release_loop_on_random_probabilities():

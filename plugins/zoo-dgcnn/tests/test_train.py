@@ -67,7 +67,7 @@ def test_the_release_waits_for_17_epochs_before_the_drop(zoo):
     """`epoch > 15` on Keras's 0-based epoch: the first eligible validation is after 17 completed epochs."""
     from types import SimpleNamespace
 
-    from zoo_dgcnn.train import DGCNNStep
+    from zoo_dgcnn.train import DGCNNSettings, DGCNNStep
 
     class Control:
         def __init__(self, epoch):
@@ -78,7 +78,9 @@ def test_the_release_waits_for_17_epochs_before_the_drop(zoo):
 
     step = DGCNNStep.__new__(DGCNNStep)
     step.config = SimpleNamespace(ema_decay=0.9999)
-    step.drop_min_epoch, step.drop_score, step.patience, step.drop_epoch, step.low_lr = 15, 0.5, 5, 30, 1e-4
+    step.settings = DGCNNSettings()  # the release's numbers are the defaults
+    assert (step.settings.drop_min_epoch, step.settings.drop_score, step.settings.patience, step.settings.drop_epoch,
+            step.settings.low_lr) == (15, 0.5, 5, 30, 1e-4)
     step.dropped, step.stale, step.best, step.reloaded_last = False, 0, None, False
     for epoch in range(1, 17):
         control = Control(epoch)
@@ -101,7 +103,7 @@ def test_the_release_waits_for_17_epochs_before_the_drop(zoo):
 
 def test_word_vectors_are_named_by_file_or_installed_model(tmp_path, zoo):
     from zoo_core import ZooError
-    from zoo_dgcnn.train import word_vectors
+    from zoo_dgcnn.vectors import word_vectors
 
     (tmp_path / "v.txt").write_text("2 3\n中国 1 0 0\n人民 0 1 0\n", encoding="utf-8")
     words, vectors = word_vectors(str(tmp_path / "v.txt"))

@@ -19,6 +19,8 @@ from zoo_core import ZooDataset, ZooError
 
 from .cloze import cloze_records
 from .records import Records, cached_records, source_records
+from .text import build_vocab
+from .vectors import word_vectors
 
 # --- examples -------------------------------------------------------------------------------------------
 
@@ -107,7 +109,39 @@ def fold_records(records: Records, name: str, keep) -> Records:
 # --- the datasets --------------------------------------------------------------------------------------
 
 
-class SogouQA(ZooDataset):
+class QADataset(ZooDataset):
+    """What both DGCNN datasets give the Trainer besides their splits: the model's vocabularies.
+
+    ``settings`` is the step's :class:`zoo_dgcnn.train.DGCNNSettings`: ``min_count`` and ``word_vectors``.
+    """
+
+    _vectors: tuple[list[str], torch.Tensor] | None = None  # the word vectors, read once per dataset
+
+    def training_texts(self) -> Iterator[str]:
+        """Questions and passages of the training split (for the character vocabulary)."""
+        raise NotImplementedError
+
+    def word_vectors(self, settings) -> tuple[list[str], torch.Tensor]:
+        """(words, vectors) of the ``word_vectors`` setting (none for ""), read on first use."""
+        if self._vectors is None:
+            self._vectors = word_vectors(settings.word_vectors) if settings.word_vectors else ([], torch.zeros(0, 0))
+        return self._vectors
+
+    def model_config(self, settings) -> dict:
+        """The characters of the training split seen ``min_count`` times, and the word-vector vocabulary."""
+        words, vectors = self.word_vectors(settings)
+        return {"vocab": build_vocab(self.training_texts(), settings.min_count), "words": list(words),
+                "word_dim": int(vectors.shape[1]) if words else 0}
+
+    def init_model(self, model, settings) -> None:
+        """Fill the fresh model's frozen word-vector table (row 0, out-of-vocabulary words, stays zero)."""
+        words, vectors = self.word_vectors(settings)
+        if words and model.config.word_dim:
+            with torch.no_grad():
+                model.word_vectors[1:] = vectors.to(model.word_vectors)
+
+
+class SogouQA(QADataset):
     """SogouQA + WebQA from the user's folder, as the 2019 release mixes them.
 
     Options: ``root`` (required), ``sogou`` (default ``SogouQA.json``), ``webqa`` (``WebQA.json``;
@@ -143,7 +177,6 @@ class SogouQA(ZooDataset):
         return EvalExamples(fold_records(sogou, f"dev{dev}of{folds}", lambda r: _fold(r["id"], folds) == dev))
 
     def training_texts(self) -> Iterator[str]:
-        """Questions and passages of the training split (for the character vocabulary)."""
         for records, _ in self.split("train").parts:
             for r in records:
                 yield r["question"]
@@ -151,7 +184,7 @@ class SogouQA(ZooDataset):
                     yield p["passage"]
 
 
-class ClozeQA(ZooDataset):
+class ClozeQA(QADataset):
     """The offline proxy: cloze questions from People's Daily 1998-01 (see :mod:`zoo_dgcnn.cloze`)."""
 
     name = "dgcnn-cloze"

@@ -26,9 +26,8 @@ passage input, a window-1 block, then rates 1, 2, 4 (window 3). The features are
 
 Loss: binary focal loss (alpha 0.25, gamma 2, probabilities clipped to [1e-8, 1 - 1e-8]) of start and
 end, summed over the unmasked passage positions of the batch, divided by their number, times 100.
-Decoding (:meth:`DGCNN.answer`): per passage, every span i..j with P_start[i] > 0.1, P_end[j] > 0.1
-and j < i + 12 scores P_start[i] * P_end[j] (a span text repeated in one passage keeps its best
-score); across passages each text's scores vote as s = sum(s_k^2) / (1 + sum(s_k)); the best wins.
+Decoding and the vote across passages: :mod:`zoo_dgcnn.answering` (behind :meth:`DGCNN.answer`);
+characters and words: :mod:`zoo_dgcnn.text`.
 """
 
 from __future__ import annotations
@@ -42,11 +41,8 @@ from torch import nn
 
 from zoo_core import ZooError, ZooModel
 
-PAD, UNK = 0, 1  # character ids 0 and 1; the vocabulary's characters start at 2
-# the most padded (question, passage) positions one forward pass of `answer` holds: 64 pairs of 512
-BATCH_POSITIONS = 64 * 512
-# the longest passage `answer` reads: memory grows with the length (about 7 KB a character on CPU)
-MAX_PASSAGE_CHARS = 50_000
+from . import answering
+from .text import PAD
 
 
 @dataclass
@@ -135,7 +131,11 @@ def focal_loss(p: torch.Tensor, y: torch.Tensor, alpha: float = 0.25, gamma: flo
 
 
 class DGCNN(ZooModel):
-    """The DGCNN reader: ``forward(...) -> (P_start, P_end)``; :meth:`answer` decodes as released."""
+    """The DGCNN reader: ``forward(...) -> (P_start, P_end)``; :meth:`answer` reads text as released.
+
+    The config carries the vocabularies, so a model is born the right size; the frozen word-vector
+    table is a buffer (zeros until the dataset's ``init_model`` fills it) saved with the weights.
+    """
 
     config_class = DGCNNConfig
     architecture = "dgcnn"
@@ -147,7 +147,6 @@ class DGCNN(ZooModel):
         self.embedding = nn.Embedding(len(c.vocab) + 2, d, padding_idx=PAD)  # shared by question and passage
         # the frozen word vectors, saved with the model so that a model folder answers on its own
         self.register_buffer("word_vectors", torch.zeros(len(c.words) + 1, c.word_dim))
-        self.word_proj = nn.Linear(c.word_dim, d, bias=False) if c.word_dim else None
         self.question = nn.ModuleList(GatedConv1d(d, d, c.kernel, r, c.dropout) for r in c.question_rates)
         self.q_pool = AttentionPooling(d)
         self.p_in = nn.Linear(d + d + c.position_dim + c.features, d, bias=False)  # no bias, as released
@@ -157,9 +156,9 @@ class DGCNN(ZooModel):
         self.start = nn.Linear(2 * d, 1)
         self.end = nn.Linear(2 * d, 1)
         self.gate = nn.Linear(2 * d, 1)
-        self._tokenizer = None
-
-    # -- the network ----------------------------------------------------------------------------
+        # registered last: checkpoints list the optimizer's state in parameter order, and runs made
+        # before the model was born with its vocabulary added this projection after the others
+        self.word_proj = nn.Linear(c.word_dim, d, bias=False) if c.word_dim else None
 
     def embed(self, chars: torch.Tensor, words: torch.Tensor | None) -> torch.Tensor:
         """Character embedding plus the projected word vector: (B, L) ids -> (B, L, d)."""
@@ -215,145 +214,12 @@ class DGCNN(ZooModel):
         feats = torch.rand(batch_size, 20, self.config.features, generator=g) if self.config.features else None
         return q, p, *words, feats
 
-    # -- text in, answers out -------------------------------------------------------------------
-
-    def set_vocabulary(self, vocab: list[str], words: list[str] | None = None,
-                       vectors: torch.Tensor | None = None) -> None:
-        """Give an untrained model its character vocabulary (and word vectors); rebuilds the embedding.
-
-        The training step calls it before the optimizers are made, with the vocabulary counted from
-        the training data, so the saved config.json carries everything :meth:`answer` needs.
-        """
-        import dataclasses
-
-        words = list(words or [])
-        dim = int(vectors.shape[1]) if vectors is not None and len(words) else 0
-        device = self.embedding.weight.device
-        self.config = dataclasses.replace(self.config, vocab=list(vocab), words=words, word_dim=dim)
-        self.embedding = nn.Embedding(len(vocab) + 2, self.config.dim, padding_idx=PAD, device=device)
-        table = torch.zeros(len(words) + 1, dim, device=device)
-        if dim:
-            table[1:] = vectors.to(device=device, dtype=torch.float32)
-        self.word_vectors = table
-        self.word_proj = nn.Linear(dim, self.config.dim, bias=False, device=device) if dim else None
-        self._tokenizer = None
-
-    @property
-    def tokenizer(self):
-        """The :class:`zoo_dgcnn.text.Tokenizer` of this model's vocabularies (built once)."""
-        if self._tokenizer is None:
-            from .text import Tokenizer
-
-            self._tokenizer = Tokenizer(self.config.vocab, self.config.words if self.config.word_dim else None,
-                                        hmm=self.config.hmm)
-        return self._tokenizer
-
     @torch.no_grad()
-    def predict(self, questions: list[str], passages: list[str]) -> tuple[list, list]:
-        """P_start, P_end (lists of 1-d CPU tensors, one per passage) of (question, passage) pairs."""
-        device = self.embedding.weight.device
-        enc = self.tokenizer.batch(questions, passages, features=bool(self.config.features), device=device)
-        p_start, p_end = self(*enc)
-        lengths = [len(p) for p in passages]
-        return ([p_start[i, :n].float().cpu() for i, n in enumerate(lengths)],
-                [p_end[i, :n].float().cpu() for i, n in enumerate(lengths)])
-
-    @torch.no_grad()
-    def answer(self, question: str | list[str], passages: list[str] | list[list[str]], *,
-               batch_size: int = 64, details: bool = False):
+    def answer(self, question: str | list[str], passages: list[str] | list[list[str]], *, batch_size: int = 64,
+               details: bool = False):
         """The answer to ``question`` from its ``passages`` ("" when no span passes the threshold).
 
-        Batched: a list of questions with a list of passage lists returns a list of answers. With
-        ``details=True`` each answer is ``{"answer", "score", "candidates": {text: score}}``.
-        Memory grows linearly with the length of the text: a batch holds at most ``batch_size``
-        pairs and :data:`BATCH_POSITIONS` padded positions (a longer passage goes alone), and a
-        passage over :data:`MAX_PASSAGE_CHARS` characters is refused with a clear error.
+        A list of questions with a list of passage lists returns a list of answers; ``details=True``
+        gives ``{"answer", "score", "candidates"}``. The pipeline is :func:`zoo_dgcnn.answering.answer`.
         """
-        single = isinstance(question, str)
-        questions = [question] if single else list(question)
-        groups = [passages] if single else [list(p) for p in passages]
-        if len(groups) != len(questions):
-            raise ZooError(f"{len(questions)} questions but {len(groups)} passage lists",
-                           hint="give one list of passages per question")
-        for qi, group in enumerate(groups):
-            for pi, text in enumerate(group):
-                if len(text) > MAX_PASSAGE_CHARS:
-                    raise ZooError(f"passage {pi + 1} is {len(text):,} characters long, over the "
-                                   f"{MAX_PASSAGE_CHARS:,} this reader takes" + (f" (question {qi + 1})" if not single
-                                                                                 else ""),
-                                   hint="split it into paragraphs: each is read on its own and the votes add up")
-        was_training = self.training
-        self.eval()
-        pairs = [(qi, p) for qi, group in enumerate(groups) for p in group]
-        spans: list[list[dict]] = [[] for _ in questions]
-        try:
-            for chunk in _batches(pairs, questions, batch_size):
-                ps, pe = self.predict([questions[qi] for qi, _ in chunk], [p for _, p in chunk])
-                for (qi, text), s, e in zip(chunk, ps, pe):
-                    spans[qi].append(passage_spans(text, s, e, self.config.threshold, self.config.max_answer_len))
-        finally:
-            self.train(was_training)
-        out = [vote(found) for found in spans]
-        if not details:
-            out = [o["answer"] for o in out]
-        return out[0] if single else out
-
-
-def _batches(pairs: list[tuple[int, str]], questions: list[str], batch_size: int):
-    """Consecutive runs of (question index, passage) pairs whose padded size stays within BATCH_POSITIONS."""
-    chunk, width = [], 0
-    for qi, text in pairs:
-        w = max(width, len(text), len(questions[qi]))
-        if chunk and (len(chunk) >= batch_size or (len(chunk) + 1) * w > BATCH_POSITIONS):
-            yield chunk
-            chunk, w = [], max(len(text), len(questions[qi]))
-        chunk.append((qi, text))
-        width = w
-    if chunk:
-        yield chunk
-
-
-def passage_spans(text: str, p_start: torch.Tensor, p_end: torch.Tensor, threshold: float = 0.1,
-                  max_len: int = 12) -> dict[str, float]:
-    """{span text: best P_start[i] * P_end[j]} over i <= j < i + max_len, both probabilities > threshold.
-
-    Work and memory grow with len(text) * max_len (one pass per span length), never with its square.
-    """
-    n = min(len(text), len(p_start))
-    p_start, p_end = p_start[:n].float(), p_end[:n].float()
-    starts = (p_start > threshold).nonzero().flatten()  # (S,)
-    ends_ok = p_end > threshold
-    found: dict[str, float] = {}
-    rows = []
-    for k in range(max_len):
-        j = starts + k
-        j = j[j < n]
-        i = j - k
-        keep = ends_ok[j]
-        if bool(keep.any()):
-            rows.append(torch.stack([i[keep], j[keep]], 1))
-    if not rows:
-        return found
-    pairs = torch.cat(rows)
-    pairs = pairs[torch.argsort(pairs[:, 0] * n + pairs[:, 1])]  # the release's order: by start, then end
-    scores = (p_start[pairs[:, 0]] * p_end[pairs[:, 1]]).tolist()
-    for (a, b), s in zip(pairs.tolist(), scores):
-        span = text[a:b + 1]
-        if s > found.get(span, 0.0):
-            found[span] = s
-    return found
-
-
-def vote(per_passage: list[dict[str, float]]) -> dict:
-    """Combine passages: each text scores sum(s^2) / (1 + sum(s)) over the passages that found it."""
-    sums: dict[str, list[float]] = {}
-    for found in per_passage:
-        for a, s in found.items():
-            acc = sums.setdefault(a, [0.0, 0.0])
-            acc[0] += s * s
-            acc[1] += s
-    scores = {a: sq / (1 + s) for a, (sq, s) in sums.items()}
-    if not scores:
-        return {"answer": "", "score": 0.0, "candidates": {}}
-    best = max(scores, key=lambda a: (scores[a], a))
-    return {"answer": best, "score": scores[best], "candidates": scores}
+        return answering.answer(self, question, passages, batch_size=batch_size, details=details)

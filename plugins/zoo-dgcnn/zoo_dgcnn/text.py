@@ -13,12 +13,13 @@ everywhere. With the HMM off both cut with the same dictionary and the same dyna
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from collections.abc import Iterable
 
 import torch
 
-from .model import UNK
+PAD, UNK = 0, 1  # character ids 0 and 1; the vocabulary's characters start at 2
 
 
 def build_vocab(texts: Iterable[str], min_count: int) -> list[str]:
@@ -138,3 +139,20 @@ class Tokenizer:
                     if r:
                         feats[i, :len(r)] = torch.tensor(r, device=device)
         return q_chars, p_chars, q_words, p_words, feats
+
+
+_TOKENIZERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (its config, Tokenizer)
+
+
+def tokenizer_of(model) -> Tokenizer:
+    """The :class:`Tokenizer` of a DGCNN model's vocabularies, built once per model and config.
+
+    jieba's dictionary takes a second to load, so the tokenizer is kept beside the model (weakly:
+    it goes with the model) rather than rebuilt for every batch.
+    """
+    config = model.config
+    found = _TOKENIZERS.get(model)
+    if found is None or found[0] is not config:
+        found = (config, Tokenizer(config.vocab, config.words if config.word_dim else None, hmm=config.hmm))
+        _TOKENIZERS[model] = found
+    return found[1]

@@ -2,9 +2,11 @@
 
 - Batches are strings, (questions, passages, answers); the step encodes them with the model's own
   vocabulary and labels every occurrence of the answer (:func:`zoo_dgcnn.text.answer_labels`).
-- Vocabulary: a fresh model gets the training data's characters seen ``min_count`` times (16 in the
-  release) and, when ``word_vectors`` names a word2vec file (text or binary) or an installed word2vec
-  model (``sgns-peoples-daily``), those vectors; all of it is saved in the model folder.
+- Settings (:class:`DGCNNSettings`): the release's values; a recipe holds only what it changes.
+- Vocabulary: the dataset gives the model the training data's characters seen ``min_count`` times
+  (16 in the release) and, when ``word_vectors`` names a word2vec file (text or binary) or an
+  installed word2vec model (``sgns-peoples-daily``), those vectors (:class:`zoo_dgcnn.data.QADataset`);
+  all of it is saved in the model folder.
 - RAdam (lr 1e-3), the core's EMA (0.9999) of the weights for evaluation, batch 128.
 - The released schedule, after each validation (one per epoch), with the release's test on Keras's
   0-based epoch number: once it is over ``drop_min_epoch`` (15), i.e. after 17 completed epochs, a
@@ -24,13 +26,41 @@ from __future__ import annotations
 
 import torch
 
+from dataclasses import dataclass
+
 from zoo_core import TrainStep, Update, ZooError, model_card
 
-from .model import passage_spans, vote
+from .answering import passage_spans, predict, vote
 from .sogou import Gold, read_gold, score_one
-from .text import answer_labels, build_vocab
+from .text import answer_labels, tokenizer_of
 
 DATASETS = {"dgcnn-cloze": "zoo_dgcnn.data:ClozeQA", "dgcnn-sogou": "zoo_dgcnn.data:SogouQA"}
+
+
+@dataclass
+class DGCNNSettings:
+    """The DGCNN step's settings: the 2019 release's values (recipe defaults, then ``zoo train --set KEY=VALUE``)."""
+
+    min_count: int = 16  # characters seen fewer times in the training split are unknown (id 1)
+    word_vectors: str = ""  # a word2vec file, or an installed word2vec model's id or folder ("": none)
+    gold: str = ""  # a SogouQA qid_answer_expand file: the alternatives of each validation answer
+    drop_min_epoch: int = 15  # the rate may drop once Keras's 0-based epoch is over this (after 17 epochs)
+    drop_score: float = 0.5  # ... when the validation score is under this
+    patience: int = 5  # ... or after this many validations without a new best
+    drop_epoch: int = 30  # the rate drops (again) when this many epochs are done
+    low_lr: float = 1e-4  # the rate after the drop
+    data: str = "dgcnn-cloze"  # the dataset the vocabulary is counted from (until the Trainer builds it first)
+
+
+def _settings(extra: dict) -> DGCNNSettings:
+    """The step's settings from ``config.extra`` (until the core builds and checks them)."""
+    import dataclasses
+
+    values = {}
+    for f in dataclasses.fields(DGCNNSettings):
+        if f.name in extra:
+            values[f.name] = type(f.default)(extra[f.name]) if extra[f.name] is not None else f.default
+    return DGCNNSettings(**values)
 
 
 def make_dataset(name: str, seed: int, options: dict):
@@ -43,42 +73,16 @@ def make_dataset(name: str, seed: int, options: dict):
     return getattr(importlib.import_module(module), cls)(seed=seed, **options)
 
 
-def word_vectors(ref: str):
-    """(words, vectors) named by ``ref``: a word2vec file (text or binary), or a word2vec model's folder or
-    catalogue id (``sgns-peoples-daily`` once ``zoo train sgns-peoples-daily`` has installed it)."""
-    from pathlib import Path
-
-    import zoo_text
-
-    path = Path(ref).expanduser()
-    if path.is_file():
-        return zoo_text.read_word2vec(path)
-    from zoo_core import has_local_model, load_model
-
-    if not (path.is_dir() or has_local_model(ref)):
-        raise ZooError(f"word_vectors {ref!r} is neither a word2vec file nor an installed word2vec model",
-                       where="word_vectors",
-                       hint="give a word2vec file, or run `zoo train sgns-peoples-daily` and pass "
-                            "--set word_vectors=sgns-peoples-daily")
-    model = load_model(ref)
-    words = getattr(model.config, "words", None)
-    if getattr(model, "architecture", None) != "word2vec" or not words:
-        raise ZooError(f"{ref} is a {getattr(model, 'architecture', '?')} model, not word vectors",
-                       where="word_vectors", hint="name a word2vec model or file")
-    with torch.no_grad():
-        vectors = model(torch.arange(len(words))).float()  # a word2vec model maps word ids to their vectors
-    return list(words), vectors
-
-
-def load_vocabulary(model, config) -> None:
+def load_vocabulary(model, config, settings: DGCNNSettings) -> None:
     """Give a fresh model the training data's characters (and the word vectors, when named)."""
-    extra = config.extra
-    data = make_dataset(extra.get("data", "dgcnn-cloze"), config.seed, dict(extra.get("dataset_options", {})))
-    vocab = build_vocab(data.training_texts(), int(extra.get("min_count", 16)))
-    words, vectors = None, None
-    if extra.get("word_vectors"):
-        words, vectors = word_vectors(str(extra["word_vectors"]))
-    model.set_vocabulary(vocab, words, vectors)
+    data = make_dataset(settings.data, config.seed, dict(config.extra.get("dataset_options", {})))
+    fresh = type(model).from_config(model.config, **data.model_config(settings))
+    device = model.embedding.weight.device
+    model.config = fresh.config
+    model.embedding = fresh.embedding.to(device)
+    model.word_vectors = fresh.word_vectors.to(device)
+    model.word_proj = fresh.word_proj.to(device) if fresh.word_proj is not None else None
+    data.init_model(model, settings)
 
 
 def _world() -> int:
@@ -92,22 +96,19 @@ class DGCNNStep(TrainStep):
     updates = (Update("training_step", ("radam",)),)
     monitor = "score"
     monitor_mode = "max"
-    # the config.extra keys this step reads (beyond the recipes' defaults)
+    Settings = DGCNNSettings
+    # the same keys, for a core that does not build Settings yet
     extra_keys = ("data", "min_count", "word_vectors", "gold", "drop_min_epoch", "drop_score", "patience",
                   "drop_epoch", "low_lr")
 
     def __init__(self, model, config):
         super().__init__(model, config)
-        if not model.config.vocab:
-            load_vocabulary(model, config)
-        extra = config.extra
-        self.drop_min_epoch = int(extra.get("drop_min_epoch", 15))
-        self.drop_score = float(extra.get("drop_score", 0.5))
-        self.patience = int(extra.get("patience", 5))
-        self.drop_epoch = int(extra.get("drop_epoch", 30))
-        self.low_lr = float(extra.get("low_lr", 1e-4))
+        if getattr(self, "settings", None) is None:  # a core without typed Settings
+            self.settings = _settings(config.extra)
+        if not model.config.vocab:  # a core that builds the model before the data
+            load_vocabulary(model, config, self.settings)
         self.dropped, self.stale, self.best, self.reloaded_last = False, 0, None, False
-        self._gold = read_gold(extra["gold"]) if extra.get("gold") else None
+        self._gold = read_gold(self.settings.gold) if self.settings.gold else None
 
     def configure_optimizers(self):
         return {"radam": torch.optim.RAdam(self.model.parameters(), lr=float(self.config.lr))}
@@ -115,7 +116,7 @@ class DGCNNStep(TrainStep):
     def training_step(self, model, batch):
         questions, passages, answers = batch
         device = model.embedding.weight.device
-        q_c, p_c, q_w, p_w, feats = model.tokenizer.batch(list(questions), list(passages),
+        q_c, p_c, q_w, p_w, feats = tokenizer_of(model).batch(list(questions), list(passages),
                                                         features=bool(model.config.features), device=device)
         width = p_c.shape[1]
         y_start = torch.zeros(len(passages), width, device=device)
@@ -141,7 +142,7 @@ class DGCNNStep(TrainStep):
         found: dict[int, list] = {}
         gold: dict[int, Gold] = {}
         for qi, qids, questions, passages, answers in loader:
-            ps, pe = model.predict(list(questions), list(passages))
+            ps, pe = predict(model, list(questions), list(passages))
             for i, text in enumerate(passages):
                 q = int(qi[i])
                 found.setdefault(q, []).append(passage_spans(text, ps[i], pe[i], model.config.threshold,
@@ -158,7 +159,7 @@ class DGCNNStep(TrainStep):
     def _gold_of(self, qid: str, answer: str) -> Gold:
         if self._gold is not None:
             if qid not in self._gold:
-                raise ZooError(f"question {qid!r} is not in the gold file", where=str(self.config.extra["gold"]))
+                raise ZooError(f"question {qid!r} is not in the gold file", where=self.settings.gold)
             return self._gold[qid]
         return Gold.of(answer, answer)
 
@@ -171,13 +172,13 @@ class DGCNNStep(TrainStep):
             self.stale += 1
         epoch = control.state.epoch - 1  # the release's test reads Keras's 0-based number of this epoch
         # the release reloads here even after an earlier drop (once: validations by the clock can repeat)
-        last = epoch + 1 == self.drop_epoch and not self.reloaded_last
-        due = not self.dropped and epoch > self.drop_min_epoch and (
-            (value is not None and value < self.drop_score) or self.stale >= self.patience)
+        last = epoch + 1 == self.settings.drop_epoch and not self.reloaded_last
+        due = not self.dropped and epoch > self.settings.drop_min_epoch and (
+            (value is not None and value < self.settings.drop_score) or self.stale >= self.settings.patience)
         if last or due:
             control.reload_best()
             control.reset_optimizers()
-            control.set_lr(self.low_lr)
+            control.set_lr(self.settings.low_lr)
             if self.config.ema_decay is not None:
                 control.reset_ema()
             self.dropped, self.stale, self.reloaded_last = True, 0, last
@@ -192,7 +193,7 @@ class DGCNNStep(TrainStep):
         self.reloaded_last = bool(state.get("reloaded_last", False))
 
     def model_card(self, model, metrics, state):
-        data = self.config.extra.get("data", "dgcnn-cloze")
+        data = self.settings.data
         protocol = "SogouQA scorer on the voted answers (threshold 0.1, span <= 12), validation split"
         recorded = {k: {"value": round(float(metrics[k]), 6), "dataset": data, "protocol": protocol}
                     for k in ("accuracy", "f1", "score") if k in metrics}
