@@ -170,7 +170,7 @@ def test_resume_with_changed_settings_lists_them(zoo_plugins, tmp_path):
     assert "batch_size: 32 in the checkpoint, 64 now" in err.value.what
     assert "lr: 0.05 in the checkpoint, 0.5 now" in err.value.what
     assert "--accept-changes" in err.value.hint and "--no-resume" in err.value.hint
-    with pytest.raises(ZooError, match="noise: None in the checkpoint, 0.5 now"):
+    with pytest.raises(ZooError, match="noise: 0.01 in the checkpoint, 0.5 now"):
         _run(recipe, tmp_path, epochs=2, extra={"noise": 0.5})
     _run(recipe, tmp_path, epochs=2, log_every=3)  # a longer run, logged differently: the same run
 

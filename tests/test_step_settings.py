@@ -90,6 +90,8 @@ def test_settings_are_typed_with_defaults_from_the_dataclass(zoo_plugins):
     assert isinstance(step.settings.repeats, int)
     bare = ShiftStep(_model(zoo_plugins), TrainConfig())
     assert bare.settings == ShiftSettings()
+    whole = ShiftStep(_model(zoo_plugins), TrainConfig.from_dict({"noise": 1}))  # `--set noise=1` reads as an int
+    assert whole.settings.noise == 1.0 and isinstance(whole.settings.noise, float)
 
 
 def test_a_step_without_settings_gets_none(zoo_plugins):

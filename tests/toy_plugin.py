@@ -6,7 +6,7 @@ generator update), ``toy-sparse`` (a sparse embedding under SparseAdam next to a
 learning rate).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -60,9 +60,14 @@ class ToyData(ZooDataset):
         return torch.utils.data.TensorDataset(x, y)
 
 
+@dataclass
+class ToySettings:
+    noise: float = 0.01  # the scale of the noise added to the targets
+
+
 class ToyStep(TrainStep):
+    Settings = ToySettings
     monitor = "mse"
-    extra_keys = ("noise",)
 
     def configure_optimizers(self):
         return {"sgd": torch.optim.SGD(self.model.parameters(), lr=self.config.lr, momentum=0.9)}
@@ -70,7 +75,7 @@ class ToyStep(TrainStep):
     def training_step(self, model, batch):
         x, y = batch
         # a little noise from the global RNG, so resume has RNG state to restore
-        noise = self.config.extra.get("noise", 0.01) * torch.randn_like(y)
+        noise = self.settings.noise * torch.randn_like(y)
         return {"loss": ((model(x) - y - noise) ** 2).mean()}
 
     @torch.no_grad()
@@ -83,17 +88,23 @@ class ToyStep(TrainStep):
         return {"mse": total / n}
 
 
+@dataclass
+class ControlSettings(ToySettings):
+    trigger_at: list[int] = field(default_factory=list)
+    stop_at: int | None = None
+
+
 class ControlStep(ToyStep):
-    """ToyStep that, at the validations numbered in ``extra["trigger_at"]``, reloads the best weights,
+    """ToyStep that, at the validations numbered in ``trigger_at``, reloads the best weights,
     resets the optimizer, divides the learning rate by 10 and (with an EMA) restarts the EMA; it stops
-    at validation ``extra["stop_at"]``. It counts validations in ``state_dict`` so resume keeps count.
+    at validation ``stop_at``. It counts validations in ``state_dict`` so resume keeps count.
 
     ``monitor_mode = "max"`` on the falling mse keeps an early validation the best one, so the reload
     really goes back in time.
     """
 
+    Settings = ControlSettings
     monitor_mode = "max"
-    extra_keys = ("noise", "trigger_at", "stop_at")
 
     def __init__(self, model, config):
         super().__init__(model, config)
@@ -101,13 +112,13 @@ class ControlStep(ToyStep):
 
     def after_validation(self, control, metrics):
         self.validations += 1
-        if self.validations in self.config.extra.get("trigger_at", ()):
+        if self.validations in self.settings.trigger_at:
             control.reload_best()
             control.reset_optimizers()
             control.set_lr(control.lr() / 10)
             if self.config.ema_decay is not None:
                 control.reset_ema()
-        if self.validations == self.config.extra.get("stop_at"):
+        if self.validations == self.settings.stop_at:
             control.stop()
 
     def state_dict(self):

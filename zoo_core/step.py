@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .errors import ZooError
-from .typed import field_types, short, type_name, type_ok
+from .typed import as_annotated, field_types, short, type_name, type_ok
 
 if TYPE_CHECKING:
     from .checkpoint import TrainState
@@ -366,6 +366,7 @@ def build_settings(step_class: type, extra: dict) -> Any:
     if missing:
         raise ZooError(f"{step_class.__name__} needs setting {missing[0]}, and neither the recipe nor the command "
                        "gives it", where=f"--set {missing[0]}=...", hint=f"pass --set {missing[0]}=VALUE")
+    values = {k: as_annotated(v, hints[k]) if k in hints else v for k, v in values.items()}
     try:
         return cls(**values)
     except ZooError:

@@ -62,6 +62,15 @@ def type_name(tp) -> str:
     return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+def as_annotated(value, tp):
+    """``value`` (already checked by :func:`type_ok`) in the annotation's own type where JSON blurs it:
+    an integer given for a ``float`` field becomes a float (``--set lr_decay=1`` reads as ``1``)."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    if float in args and int not in args and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def field_types(cls) -> dict:
     """The resolved annotations of a dataclass's fields; {} when one does not resolve (then nothing is checked)."""
     try:
