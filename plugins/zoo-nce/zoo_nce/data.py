@@ -24,10 +24,10 @@ import torch
 
 from zoo_core import ZooDataset, ZooError
 
-__all__ = ["CORPUS_DEFAULTS", "Corpus", "TextCorpusDataset", "load_corpus", "read_sentences"]
+__all__ = ["CORPUS_OPTIONS", "Corpus", "TextCorpusDataset", "load_corpus", "read_sentences"]
 
-# what the sgns-peoples-daily recipe reads; the dataset and the step both start from these
-CORPUS_DEFAULTS = {"corpus": "peoples-daily", "min_count": 5, "block_tokens": 1024}
+# the text-corpus dataset's options (``dataset_options``) and their defaults: what sgns-peoples-daily reads
+CORPUS_OPTIONS = {"corpus": "peoples-daily", "min_count": 5, "block_tokens": 1024}
 
 
 def read_sentences(corpus: str | Path):
@@ -124,11 +124,12 @@ def load_corpus(corpus: str = "peoples-daily", min_count: int = 5, block_tokens:
 
 
 def corpus_options(options: dict | None) -> dict:
-    """CORPUS_DEFAULTS with ``options`` (a recipe's ``dataset_options``) on top, unknown keys refused."""
-    merged = dict(CORPUS_DEFAULTS)
+    """CORPUS_OPTIONS with ``options`` (a recipe's ``dataset_options``) on top, unknown keys refused."""
+    merged = dict(CORPUS_OPTIONS)
     for key, value in (options or {}).items():
         if key not in merged:
-            raise ZooError(f"unknown corpus option {key!r}", hint=f"options: {', '.join(CORPUS_DEFAULTS)}")
+            raise ZooError(f"unknown corpus option {key!r}", where="--set dataset_options=...",
+                           hint=f"options: {', '.join(CORPUS_OPTIONS)}")
         merged[key] = value
     merged["min_count"] = int(merged["min_count"])
     merged["block_tokens"] = int(merged["block_tokens"])
@@ -160,12 +161,16 @@ class TextCorpusDataset(ZooDataset):
 
     def __init__(self, source=None, root=None, seed=0, **options):
         super().__init__(source=source, root=root, seed=seed)
-        self.settings = corpus_options(options)
+        self.options = corpus_options(options)
 
-    @property
+    @functools.cached_property
     def corpus(self) -> Corpus:
-        """The encoded corpus (read once per process)."""
-        return load_corpus(**self.settings)
+        """The encoded corpus, read when first asked for."""
+        return load_corpus(**self.options)
+
+    def model_config(self, settings=None) -> dict:
+        """The vocabulary word2vec is sized for: ``words``, most frequent first, and their corpus ``counts``."""
+        return {"words": list(self.corpus.words), "counts": self.corpus.counts.tolist()}
 
     def split(self, name: str):
         """Blocks of the corpus: every one for ``train``, the first 32 for ``validation``."""

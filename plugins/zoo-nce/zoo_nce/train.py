@@ -42,20 +42,67 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo_core import TrainStep, ZooError
+from zoo_core import TrainStep, Update, ZooError
 
 from .data import corpus_options, load_corpus
 from .losses import negative_sampling_loss, nce_loss, sampled_softmax_loss
 from .sampler import unigram_sampler
 
-SGNS_DEFAULTS = {"window": 5, "negative": 5, "ns_exponent": 0.75, "sample": 1e-3, "min_lr": 1e-4,
-                 "shared_negatives": 32, "damping": 16.0, "kernel": "auto", "noise_step": 1.0}
 KERNELS = ("auto", "numba", "torch")
+TAG_LOSSES = ("nce", "negative-sampling", "sampled-softmax", "softmax")
+
+
+@dataclass
+class SGNSSettings:
+    """The SGNS step's settings (``--set KEY=VALUE``), gensim's defaults; the module docstring says what each does."""
+
+    window: int = 5
+    negative: int = 5
+    ns_exponent: float = 0.75
+    sample: float = 1e-3
+    min_lr: float = 1e-4
+    kernel: str = "auto"  # auto (numba where it runs), numba or torch
+    noise_step: float = 1.0  # the compiled loop only
+    shared_negatives: int = 32  # the torch update only
+    damping: float = 16.0  # the torch update only (0: none)
+
+    def __post_init__(self):
+        if self.kernel not in KERNELS:
+            raise ZooError(f"unknown kernel {self.kernel!r}", where=f"--set kernel={self.kernel}",
+                           hint="kernel=auto (numba where it runs), numba or torch")
+        if not self.noise_step > 0:
+            raise ZooError(f"noise_step must be a positive number, not {self.noise_step!r}",
+                           where=f"--set noise_step={self.noise_step}",
+                           hint="the default 1.0 is gensim's update; 1.25 moves noise words' output vectors "
+                                "1.25x further")
+        for key in ("window", "negative", "shared_negatives"):
+            if getattr(self, key) < 1:
+                raise ZooError(f"{key} must be at least 1, not {getattr(self, key)}", where=f"--set {key}=...",
+                               hint=f"the default is {getattr(SGNSSettings, key)}")
+        for key in ("ns_exponent", "sample", "min_lr", "noise_step", "damping"):  # an int given for a float
+            setattr(self, key, float(getattr(self, key)))
+
+
+@dataclass
+class TagSettings:
+    """The question → tag step's settings (``--set KEY=VALUE``); TagStep's docstring says what each does."""
+
+    noise: int = 20
+    shared_noise: bool = True
+    loss: str = "nce"  # nce, negative-sampling, sampled-softmax or softmax
+    sparse_lr: float | None = None  # SparseAdam's lr on the tables (None: lr)
+    eval_tag_chunk: int = 65536
+
+    def __post_init__(self):
+        if self.loss not in TAG_LOSSES:
+            raise ZooError(f"unknown loss {self.loss!r}", where=f"--set loss={self.loss}",
+                           hint=", ".join(TAG_LOSSES))
 
 
 def keep_probabilities(counts: torch.Tensor, sample: float) -> torch.Tensor:
@@ -140,29 +187,25 @@ class SGNSStep(TrainStep):
     the step updates the two embedding tables itself.
     """
 
+    Settings = SGNSSettings
+    updates = (Update("training_step", optimizers=(), backward=False),)  # the step moves the tables itself
     monitor, monitor_mode = "loss", "min"
-    extra_keys = tuple(SGNS_DEFAULTS)
 
     def __init__(self, model, config):
         super().__init__(model, config)
-        extra = config.extra
-        unknown = set(extra) - set(SGNS_DEFAULTS) - {"dataset_options"}
-        if unknown:
-            raise ZooError(f"unknown sgns setting(s): {', '.join(sorted(unknown))}",
-                           hint=f"settings: {', '.join(SGNS_DEFAULTS)}")
-        self.settings = {**SGNS_DEFAULTS, **{k: v for k, v in extra.items() if k in SGNS_DEFAULTS}}
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ZooError("sgns-peoples-daily runs in one process: its updates are applied in place, pair by "
                            "pair (gensim's loop), with no gradient for DDP to average across processes",
                            hint="run `zoo train sgns-peoples-daily --threads N` without torchrun: the threads "
                                 "share the tables as gensim's workers do")
-        self.corpus = load_corpus(**corpus_options(extra.get("dataset_options")))
-        if model.config.words != self.corpus.words:  # a fresh model: size it for this corpus
-            model.set_vocabulary(self.corpus.words, self.corpus.counts.tolist())
+        corpus = load_corpus(**corpus_options(config.extra.get("dataset_options")))
+        if model.config.words != corpus.words:  # a fresh model: size it for this corpus
+            model.set_vocabulary(corpus.words, corpus.counts.tolist())
+        counts = torch.tensor(model.config.counts, dtype=torch.int64)  # (V,)
         device = model.input.device
-        self.sampler = unigram_sampler(self.corpus.counts, self.settings["ns_exponent"], device=device)
-        self.keep = keep_probabilities(self.corpus.counts, float(self.settings["sample"])).to(device)
-        blocks = len(self.corpus.block_starts)
+        self.sampler = unigram_sampler(counts, self.settings.ns_exponent, device=device)
+        self.keep = keep_probabilities(counts, self.settings.sample).to(device)
+        blocks = len(corpus.block_starts)
         if config.limit_train is not None:
             blocks = min(blocks, config.limit_train)
         per_epoch = max(1, blocks // config.batch_size)
@@ -175,13 +218,7 @@ class SGNSStep(TrainStep):
         """The compiled per-pair loop where it can run, else None (the batched torch update)."""
         from . import kernel
 
-        choice = str(self.settings["kernel"])
-        if choice not in KERNELS:
-            raise ZooError(f"unknown kernel {choice!r}", hint="kernel=auto (numba where it runs), numba or torch")
-        if not float(self.settings["noise_step"]) > 0:
-            raise ZooError(f"noise_step must be a positive number, not {self.settings['noise_step']!r}",
-                           hint="the default 1.0 is gensim's update; 1.25 moves noise words' output vectors "
-                                "1.25x further")
+        choice = self.settings.kernel
         if choice == "torch":
             return None
         why = None
@@ -203,7 +240,7 @@ class SGNSStep(TrainStep):
         return {}
 
     def _alpha_at(self, fraction: float) -> float:
-        lr, low = float(self.config.lr), float(self.settings["min_lr"])
+        lr, low = float(self.config.lr), self.settings.min_lr
         return lr - (lr - low) * min(1.0, fraction)
 
     def alpha(self) -> float:
@@ -224,9 +261,7 @@ class SGNSStep(TrainStep):
         alpha = self.alpha()
         self.steps_done += 1
         self.pairs_done += pairs
-        # the Trainer backpropagates "loss": a detached value on a fresh leaf (the update is already done)
-        return {"loss": torch.zeros((), device=ids.device, requires_grad=True) + float(loss),
-                "alpha": alpha, "pairs": float(pairs)}
+        return {"loss": float(loss), "alpha": alpha, "pairs": float(pairs)}
 
     def _kernel_step(self, model, ids, sentence) -> tuple[float, int]:
         """gensim's per-pair loop over the step's blocks (zoo_nce.kernel); the random streams are keyed by
@@ -239,7 +274,7 @@ class SGNSStep(TrainStep):
         s = self.settings
         pairs, losses = self.kernel(model.input.detach().numpy(), model.output.detach().numpy(),
                                     ids.numpy(), sentence.numpy(), self._keep, *self._noise,
-                                    int(s["window"]), int(s["negative"]), alphas, float(s["noise_step"]), seeds)
+                                    s.window, s.negative, alphas, s.noise_step, seeds)
         reported = int(((pairs + 15) // 16).sum())  # the kernel sums the loss of every 16th pair
         return float(losses.sum()) / max(1, reported), int(pairs.sum())
 
@@ -251,10 +286,10 @@ class SGNSStep(TrainStep):
         ids, sentence = ids.flatten(), sentence.flatten()
         real = ids >= 0
         keep = real & (torch.rand(ids.shape, device=ids.device) < self.keep[ids.clamp(min=0)])
-        context, centre = skipgram_pairs(ids[keep], sentence[keep], int(s["window"]))
-        noise = self.sampler.sample(int(s["shared_negatives"]))
+        context, centre = skipgram_pairs(ids[keep], sentence[keep], s.window)
+        noise = self.sampler.sample(s.shared_negatives)
         loss = sgns_update(model.input, model.output, context, centre, noise, alpha=alpha,
-                           negative=int(s["negative"]), damping=float(s["damping"]) or None)
+                           negative=s.negative, damping=s.damping or None)
         return float(loss), context.numel()
 
     @torch.no_grad()
@@ -268,10 +303,10 @@ class SGNSStep(TrainStep):
             sentence = (sentence + L * torch.arange(B, device=ids.device).unsqueeze(1)).flatten()
             ids = ids.flatten()
             keep = ids >= 0
-            context, centre = skipgram_pairs(ids[keep].cpu(), sentence[keep].cpu(), int(s["window"]), gen)
+            context, centre = skipgram_pairs(ids[keep].cpu(), sentence[keep].cpu(), s.window, gen)
             if context.numel() == 0:
                 continue
-            noise = self.sampler.sample(context.numel(), int(s["negative"]), generator=gen)
+            noise = self.sampler.sample(context.numel(), s.negative, generator=gen)
             context, centre, noise = context.to(ids.device), centre.to(ids.device), noise.to(ids.device)
             u, v = model.input[context], model.output
             f_pos = (u * v[centre]).sum(1)
@@ -291,9 +326,6 @@ class SGNSStep(TrainStep):
 
 # --- question → tags -----------------------------------------------------------------------------
 
-TAG_DEFAULTS = {"noise": 20, "shared_noise": True, "loss": "nce", "sparse_lr": None, "eval_tag_chunk": 65536}
-
-
 class TagStep(TrainStep):
     """NCE training of the question → tag model (model.TagModel); exact full-softmax evaluation.
 
@@ -308,18 +340,14 @@ class TagStep(TrainStep):
     equals one process's.
     """
 
+    Settings = TagSettings
     monitor, monitor_mode = "precision@1", "max"
-    extra_keys = tuple(TAG_DEFAULTS)
     distributed_backend = "gloo"  # the sparse tag and character tables: NCCL cannot reduce sparse gradients
 
     def __init__(self, model, config):
         super().__init__(model, config)
         from .zhidao import load_encoded, zhidao_options
 
-        self.settings = {**TAG_DEFAULTS, **{k: v for k, v in config.extra.items() if k in TAG_DEFAULTS}}
-        if self.settings["loss"] not in ("nce", "negative-sampling", "sampled-softmax", "softmax"):
-            raise ZooError(f"unknown loss {self.settings['loss']!r}",
-                           hint="nce, negative-sampling, sampled-softmax or softmax")
         enc = load_encoded(zhidao_options(config.extra.get("dataset_options")))
         c = model.config
         if c.tags != enc.tags or c.chars != enc.chars:  # a fresh model: size it for the data
@@ -329,11 +357,11 @@ class TagStep(TrainStep):
     def configure_optimizers(self):
         m = self.model
         sparse = [m.char_emb.weight]
-        if self.settings["loss"] != "softmax":  # the full softmax gives every tag row a gradient: dense
+        if self.settings.loss != "softmax":  # the full softmax gives every tag row a gradient: dense
             sparse += [m.tag_emb.weight, m.tag_bias.weight]
         dense = [p for p in m.parameters() if not any(p is s for s in sparse)]
         lr = float(self.config.lr)
-        sparse_lr = float(self.settings["sparse_lr"] or lr)
+        sparse_lr = float(self.settings.sparse_lr or lr)
         return {"sparse": torch.optim.SparseAdam(sparse, lr=sparse_lr), "dense": torch.optim.Adam(dense, lr=lr)}
 
     def training_step(self, model, batch):
@@ -343,13 +371,13 @@ class TagStep(TrainStep):
         real = tags >= 0  # (B, m)
         rows = real.nonzero()[:, 0]  # question of each positive, (P,)
         pos_tags = tags[real]  # (P,)
-        kind = self.settings["loss"]
+        kind = self.settings.loss
         if kind == "softmax":
             logits = f @ model.tag_emb.weight.T + model.tag_bias.weight.squeeze(-1)  # (B, T)
             loss = -(logits.log_softmax(-1)[rows, pos_tags]).sum() / B
             return {"loss": loss}
-        k = int(self.settings["noise"])
-        noise = self.sampler.sample(k) if self.settings["shared_noise"] else self.sampler.sample(B, k)
+        k = self.settings.noise
+        noise = self.sampler.sample(k) if self.settings.shared_noise else self.sampler.sample(B, k)
         pos = model.score(f[rows], pos_tags.unsqueeze(1)).squeeze(1)  # (P,)
         noise_scores = model.score(f, noise)  # (B, k)
         noise_scores = noise_scores[rows]  # (P, k)
@@ -369,7 +397,7 @@ class TagStep(TrainStep):
     @torch.no_grad()
     def evaluate(self, model, loader):
         """precision@1, recall@5 and the mean NLL of the true tags under the exact softmax over all tags."""
-        chunk = int(self.settings["eval_tag_chunk"])
+        chunk = self.settings.eval_tag_chunk
         hits1 = recall5 = nll = 0.0
         questions = positives = 0
         E, b = model.tag_emb.weight, model.tag_bias.weight.squeeze(-1)

@@ -20,6 +20,7 @@ of characters that carry their tags' signal.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -428,7 +429,8 @@ def write_synthetic(path, records: int, tags: int, *, seed: int = 0, zipf: float
 
 # --- encoded splits for training -----------------------------------------------------------------
 
-ZHIDAO_DEFAULTS = {"path": None, "validation": 0.01, "test": 0.01, "min_char_count": 1, "min_tag_count": 1,
+# the zhidao dataset's options (``dataset_options``) and their defaults
+ZHIDAO_OPTIONS = {"path": None, "validation": 0.01, "test": 0.01, "min_char_count": 1, "min_tag_count": 1,
                    "max_len": 64, "max_tags": 8}
 
 
@@ -446,11 +448,12 @@ class Encoded:
 
 
 def zhidao_options(options: dict | None) -> dict:
-    """ZHIDAO_DEFAULTS with ``options`` on top; unknown keys and a missing path are refused."""
-    merged = dict(ZHIDAO_DEFAULTS)
+    """ZHIDAO_OPTIONS with ``options`` on top; unknown keys and a missing path are refused."""
+    merged = dict(ZHIDAO_OPTIONS)
     for key, value in (options or {}).items():
         if key not in merged:
-            raise ZooError(f"unknown Zhidao dataset option {key!r}", hint=f"options: {', '.join(ZHIDAO_DEFAULTS)}")
+            raise ZooError(f"unknown Zhidao dataset option {key!r}", where="--set dataset_options=...",
+                           hint=f"options: {', '.join(ZHIDAO_OPTIONS)}")
         merged[key] = value
     if not merged["path"]:
         raise ZooError("the Zhidao dataset needs a file",
@@ -530,12 +533,17 @@ class ZhidaoDataset(ZooDataset):
 
     def __init__(self, source=None, root=None, seed=0, **options):
         super().__init__(source=source, root=root, seed=seed)
-        self.settings = zhidao_options(options)
+        self.options = zhidao_options(options)
 
-    @property
+    @functools.cached_property
     def encoded(self) -> Encoded:
-        """The encoded file (read once per process)."""
-        return load_encoded(self.settings)
+        """The encoded file, read when first asked for."""
+        return load_encoded(self.options)
+
+    def model_config(self, settings=None) -> dict:
+        """The vocabularies the tag model is sized for: ``chars``, ``tags`` and the tags' training ``tag_counts``."""
+        enc = self.encoded
+        return {"chars": list(enc.chars), "tags": list(enc.tags), "tag_counts": list(enc.tag_counts)}
 
     def split(self, name: str):
         """The questions of split ``name``."""
