@@ -112,6 +112,21 @@ def test_a_setting_of_the_wrong_type_names_the_option(zoo_plugins, key, value, e
         ShiftStep(_model(zoo_plugins), TrainConfig.from_dict({key: value}))
     assert err.value.where == f"--set {key}=..."
     assert f"setting {key} of ShiftStep {expected}" in err.value.what
+    assert err.value.hint.startswith(f"e.g. --set {key}=")  # its default, written as the option takes it
+
+
+def test_a_setting_without_a_default_must_be_given(zoo_plugins):
+    @dataclasses.dataclass
+    class Needs:
+        corpus: str
+
+    class NeedsStep(ShiftStep):
+        Settings = Needs
+
+    with pytest.raises(ZooError) as err:
+        NeedsStep(_model(zoo_plugins), TrainConfig())
+    assert err.value.where == "--set corpus=..." and "NeedsStep needs setting corpus" in err.value.what
+    assert NeedsStep(_model(zoo_plugins), TrainConfig.from_dict({"corpus": "a.txt"})).settings.corpus == "a.txt"
 
 
 def test_range_checks_in_post_init_reach_the_user(zoo_plugins):

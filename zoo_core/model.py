@@ -9,7 +9,8 @@ Saving goes through huggingface_hub's ``save_torch_model`` (sharding, shared
 tensors) and the card through its ``ModelCard``. Loading is ours rather than
 ``PyTorchModelHubMixin.from_pretrained``: the mixin falls back to
 ``pytorch_model.bin`` (pickle) and materialises a randomly initialised model
-before copying weights in, where we build on the meta device and assign.
+before copying weights in, where we build on the meta device and assign. Every
+file is checked by :mod:`zoo_core.reader` before anything is built.
 """
 
 from __future__ import annotations

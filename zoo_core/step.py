@@ -334,7 +334,6 @@ class Control:
         return self._optimizers[name]
 
 
-
 # --- a step's typed settings -----------------------------------------------------------------
 
 
@@ -342,7 +341,7 @@ def build_settings(step_class: type, extra: dict) -> Any:
     """``step_class.Settings`` built from a run's ``config.extra``, every value type-checked; None without one.
 
     Only the dataclass's fields are taken from ``extra`` (the rest belongs to
-    the core, the dataset or is refused by :func:`zoo_core.trainer.check_extra`);
+    the core, the dataset or is refused by :func:`zoo_core.recipe.check_extra`);
     a field ``extra`` leaves out keeps its default. A value of the wrong type is
     a ZooError naming ``--set KEY=...``; so is whatever ``__post_init__`` rejects.
     """
@@ -355,12 +354,11 @@ def build_settings(step_class: type, extra: dict) -> Any:
     for key, value in values.items():
         expected = hints.get(key)
         if expected is not None and type_ok(value, expected) is False:
-            f = fields[key]
-            example = f"--set {key}={_as_option(f.default)}" if f.default is not dataclasses.MISSING \
-                else f"write {key} as {type_name(expected)}"
+            default = fields[key].default
+            hint = (f"e.g. --set {key}={_as_option(default)} (its default)" if default is not dataclasses.MISSING
+                    else f"write {key} as {type_name(expected)}")
             raise ZooError(f"setting {key} of {step_class.__name__} must be {type_name(expected)}, "
-                           f"got {type(value).__name__} {short(value)}", where=f"--set {key}=...",
-                           hint=f"e.g. {example}" if f.default is not dataclasses.MISSING else example)
+                           f"got {type(value).__name__} {short(value)}", where=f"--set {key}=...", hint=hint)
     missing = [name for name, f in fields.items() if name not in values
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:

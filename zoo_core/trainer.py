@@ -137,9 +137,8 @@ class Trainer:
 
     def build_model(self, dataset=None, settings=None):
         """A fresh model sized by the data (built here when ``dataset`` is not given), before any ``init_model``."""
-        if dataset is None:
-            settings = self.build_settings()
-            dataset = self.build_dataset()
+        settings = settings if settings is not None else self.build_settings()
+        dataset = dataset if dataset is not None else self.build_dataset()
         return build_model(self.recipe, self.model_config(dataset, settings))
 
     latest_checkpoint = staticmethod(ckpt.latest_checkpoint)
