@@ -105,7 +105,7 @@ def test_a_step_without_settings_gets_none(zoo_plugins):
     ("repeats", "two", "must be an integer, got str 'two'"),
     ("repeats", 2.5, "must be an integer, got float 2.5"),
     ("noise", "loud", "must be a number, got str 'loud'"),
-    ("milestones", [1, "x"], "must be list, got list [1, 'x']"),
+    ("milestones", [1, "x"], "must be a list (an integer each), got list [1, 'x']"),
 ])
 def test_a_setting_of_the_wrong_type_names_the_option(zoo_plugins, key, value, expected):
     with pytest.raises(ZooError) as err:

@@ -208,6 +208,9 @@ class TrainStep:
     ``config.extra`` keys read by hand, is accepted until every plugin has moved.)
     ``distributed_backend`` picks the torch.distributed backend under torchrun
     (None: NCCL on CUDA, gloo on CPU); sparse gradients need ``"gloo"``.
+    ``total_steps`` is the run's number of training steps (``max_steps``, else
+    epochs × steps per epoch), set by the Trainer before the first step, for
+    schedules over the whole run (None outside training, e.g. in ``zoo eval``).
     """
 
     updates: tuple[Update, ...] = (Update(),)
@@ -217,6 +220,7 @@ class TrainStep:
     monitor: str = "loss"
     monitor_mode: str = "min"
     find_unused_parameters: bool | None = None
+    total_steps: int | None = None  # set by the Trainer once it knows the data
 
     def __init__(self, model: nn.Module, config: TrainConfig):
         self.model = model
@@ -354,7 +358,8 @@ def build_settings(step_class: type, extra: dict) -> Any:
     for key, value in values.items():
         expected = hints.get(key)
         if expected is not None and type_ok(value, expected) is False:
-            default = fields[key].default
+            f = fields[key]
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
             hint = (f"e.g. --set {key}={_as_option(default)} (its default)" if default is not dataclasses.MISSING
                     else f"write {key} as {type_name(expected)}")
             raise ZooError(f"setting {key} of {step_class.__name__} must be {type_name(expected)}, "

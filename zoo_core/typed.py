@@ -58,7 +58,12 @@ def type_name(tp) -> str:
         return "null"
     if typing.get_origin(tp) is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if typing.get_origin(tp) in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        if len(args) == 1:
+            return f"a list ({type_name(args[0])} each)"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list",
+             tuple: "a list", dict: "a mapping"}
     return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
