@@ -9,7 +9,7 @@ the kit, see :mod:`zoo_core.testing.pytest_plugin`)::
         recipe = "nice-mnist"
         plugins = "nice"            # ZOO_LOAD_PLUGINS for the runs; None: every installed plugin
         tiny = {"max_steps": 4, "batch_size": 8, "limit_train": 64, "limit_eval": 16}
-        model_set = {"hidden": 16}  # over the recipe's model config, as `zoo train --model-set`
+        model_set = {"hidden": 16}  # the model config to change, as `zoo train --model-set`
 
 Three tests run, each on CPU, from the recipe's defaults with ``tiny`` on top
 (``max_steps`` is required; ``progress`` is off):
@@ -120,10 +120,6 @@ class RecipeContract:
         assert 0 < k < n, f"{type(self).__name__}.resume_at must be between 1 and max_steps - 1, got {k}"
         return n, k
 
-    def _spec(self, recipe_zoo, model_set: dict):
-        recipe = recipe_zoo.get_recipe_spec(self.recipe)
-        return dataclasses.replace(recipe, model_config={**recipe.model_config, **model_set})
-
     def _values(self, recipe_zoo, out, settings: dict, **overrides) -> dict:
         recipe = recipe_zoo.get_recipe_spec(self.recipe)
         return {**recipe.defaults, "progress": False, "device": "cpu", **self.tiny, **settings, **overrides,
@@ -140,19 +136,19 @@ class RecipeContract:
         from zoo_core import Trainer
 
         n, k = self._steps()
-        recipe = self._spec(recipe_zoo, self.model_set)
+        recipe = recipe_zoo.get_recipe_spec(self.recipe)
         config = self._config(recipe_zoo, tmp_path / "cut", recipe_settings, checkpoint_every=k, keep_checkpoints=0)
         with monkeypatch.context() as m:
             _crash_in_step(m, recipe.load_step(), k + 1)
             with pytest.raises(KeyboardInterrupt, match="killed by the recipe contract"):
-                Trainer(recipe, config).fit()
+                Trainer(recipe, config, self.model_set).fit()
         assert _newest_checkpoint(tmp_path / "cut") == k, "the killed run did not leave its checkpoint of step k"
         capfd.readouterr()
-        Trainer(recipe, config).fit()
+        Trainer(recipe, config, self.model_set).fit()
         said = capfd.readouterr().err
         assert f"resuming from step {k}/" in said, f"the second run did not resume from step {k}:\n{said[-2000:]}"
         straight = tmp_path / "straight"
-        Trainer(recipe, dataclasses.replace(config, out=str(straight))).fit()
+        Trainer(recipe, dataclasses.replace(config, out=str(straight)), self.model_set).fit()
 
         at_k, cut = _tensors(_checkpoint(tmp_path / "cut", k)), _tensors(_checkpoint(tmp_path / "cut", n))
         assert any(not _same(at_k[key], cut[key]) for key in at_k if key.startswith("model/")), \
@@ -201,9 +197,8 @@ class RecipeContract:
         ids = [entry.id for entry in entries_for_recipe(self.recipe)]
         for model_id in ids:  # an earlier test's model there would hide a train() that installs nothing
             shutil.rmtree(local_model_dir(model_id), ignore_errors=True)
-        recipe = self._spec(recipe_zoo, self.model_set)
         config = self._config(recipe_zoo, tmp_path / "run", recipe_settings, install=True)
-        installed = train(recipe, config)
+        installed = train(self.recipe, config, model_set=self.model_set)
         best = tmp_path / "run" / "model"
         assert installed == (local_model_dir(ids[0]) if ids else best), installed
         reference = load_model(best)
@@ -241,9 +236,7 @@ def fit_from_spec(path: str | os.PathLike) -> None:
     from zoo_core.plugins import get_recipe_spec
 
     spec = json.loads(Path(path).read_text())
-    recipe = get_recipe_spec(spec["recipe"])
-    recipe = dataclasses.replace(recipe, model_config={**recipe.model_config, **spec["model_set"]})
-    Trainer(recipe, TrainConfig.from_dict(spec["config"])).fit()
+    Trainer(get_recipe_spec(spec["recipe"]), TrainConfig.from_dict(spec["config"]), spec["model_set"]).fit()
 
 
 def _crash_in_step(monkeypatch, step_class, step: int) -> None:
