@@ -44,3 +44,34 @@ def test_the_generated_folder_is_readable_by_others(tmp_path):
     modes = {stat.S_IMODE(p.stat().st_mode) for p in folder.rglob("*")}
     assert modes == {0o644, 0o755}
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+
+
+def test_the_generated_plugin_passes_the_kits_contracts_as_generated(tmp_path):
+    """Its tests (the plugin and recipe contracts among them) pass with nothing pip-installed: the package is on
+    sys.path and a dist-info declares its entry point, as an editable install would."""
+    import subprocess
+    import sys
+
+    folder = create_plugin("demo-kit", tmp_path)
+    text = {rel: (folder / rel).read_text() for rel in ("tests/conftest.py", "tests/test_contract.py",
+                                                       "zoo_demo_kit/train.py", "zoo_demo_kit/data.py",
+                                                       "zoo_demo_kit/hooks.py")}
+    assert "from zoo_core.testing.pytest_plugin import *" in text["tests/conftest.py"]  # the kit, opted in
+    assert "RecipeContract" in text["tests/test_contract.py"] and "ContractTests" in text["tests/test_contract.py"]
+    assert "Settings = DemoKitSettings" in text["zoo_demo_kit/train.py"]
+    assert "def model_config(self, settings)" in text["zoo_demo_kit/data.py"]
+    assert "def register_commands(commands)" in text["zoo_demo_kit/hooks.py"]
+    site = tmp_path / "site" / "zoo_demo_kit-0.1.dist-info"
+    site.mkdir(parents=True)
+    (site / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-demo-kit\nVersion: 0.1\n")
+    (site / "entry_points.txt").write_text("[zoo]\ndemo-kit = zoo_demo_kit.hooks\n")
+    env = {k: v for k, v in os.environ.items() if k != "ZOO_LOAD_PLUGINS"}
+    env.update(PYTHONPATH=f"{site.parent}{os.pathsep}{folder}", OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "tests"], cwd=folder,
+                       env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    passed = {line.split("::", 1)[1] for line in r.stdout.splitlines() if line.startswith("PASSED ")}
+    assert {"TestRecipe::test_resume_is_bit_identical", "TestRecipe::test_torchrun_two_processes_match_one",
+            "TestRecipe::test_train_installs_what_load_model_loads",
+            "TestContract::test_save_publish_pull_load_is_bit_exact",
+            "test_the_data_sizes_the_model", "test_a_bad_setting_is_refused_with_its_option"} <= passed, passed
