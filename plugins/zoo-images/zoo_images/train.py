@@ -9,6 +9,8 @@ is kept; ``zoo eval lenet-mnist`` reports the test accuracy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -25,28 +27,33 @@ def random_shift(x: torch.Tensor, shift: int, background: float = -1.0) -> torch
     return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
 
 
+@dataclass
+class LeNetSettings:
+    """The LeNet step's settings (recipe defaults, then ``zoo train --set KEY=VALUE``)."""
+
+    lr_halflife_steps: float = 800  # the learning rate halves every 800 steps (~2 epochs); 0 keeps it constant
+    shift: int = 2  # random translations of up to 2 px
+
+
 class LeNetStep(TrainStep):
-    """Cross-entropy with Adam; evaluation: ``accuracy`` (monitored, max), ``loss``, ``examples``.
+    """Cross-entropy with Adam; evaluation: ``accuracy`` (monitored, max), ``loss``, ``examples``."""
 
-    Reads from ``config.extra``: ``shift`` (2), ``lr_halflife_steps`` (800; 0 keeps the rate constant).
-    """
-
+    Settings = LeNetSettings
     monitor = "accuracy"
     monitor_mode = "max"
-    extra_keys = ("shift", "lr_halflife_steps")
 
     def configure_optimizers(self):
         return {"adam": torch.optim.Adam(self.model.parameters(), lr=self.config.lr)}
 
     def configure_schedulers(self, optimizers):
-        halflife = float(self.config.extra.get("lr_halflife_steps", 800))
+        halflife = float(self.settings.lr_halflife_steps)
         if halflife <= 0:
             return {}
         return {"decay": torch.optim.lr_scheduler.ExponentialLR(optimizers["adam"], gamma=0.5 ** (1.0 / halflife))}
 
     def training_step(self, model, batch):
         x, y = batch[0], batch[1]  # (B, 1, 28, 28) in [-1, 1], (B,)
-        x = random_shift(x, int(self.config.extra.get("shift", 2)))
+        x = random_shift(x, self.settings.shift)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         return {"loss": loss, "train_accuracy": (logits.argmax(1) == y).float().mean()}
@@ -72,15 +79,15 @@ class LeNetStep(TrainStep):
                                 "protocol": "mean cross-entropy (nats)"},
         }
         cfg = self.config
+        s = self.settings
         notes = (
-            "Trained with `zoo train lenet-mnist` (zoo-images) for {steps:,} steps ({epochs:g} epochs, {minutes:.1f} "
-            "minutes): Adam lr {lr} halved every {half} steps, batch {bs}, random shifts of up to {shift} px, "
-            "seed {seed}. Its penultimate layer (128 units) is the feature space of LeNet-FID and KID "
+            f"Trained with `zoo train lenet-mnist` (zoo-images) for {state.step:,} steps "
+            f"({round(state.epochs_done, 2):g} epochs, {state.elapsed / 60:.1f} minutes): Adam lr {cfg.lr} halved "
+            f"every {s.lr_halflife_steps} steps, batch {cfg.batch_size}, random shifts of up to {s.shift} px, "
+            f"seed {cfg.seed}. Its penultimate layer (128 units) is the feature space of LeNet-FID and KID "
             "(zoo_images.metrics.LeNetFeatures); `zoo eval lenet-mnist --model <this folder>` gives the test "
             "accuracy."
-        ).format(steps=state.step, epochs=round(state.epochs_done, 2), minutes=state.elapsed / 60, lr=cfg.lr,
-                 half=cfg.extra.get("lr_halflife_steps", 800), bs=cfg.batch_size,
-                 shift=cfg.extra.get("shift", 2), seed=cfg.seed)
+        )
         return model_card(
             model.config_dict(), title="LeNet on MNIST (the LeNet-FID feature network)",
             summary="A LeNet classifier of MNIST digits; its penultimate activations replace Inception's for "

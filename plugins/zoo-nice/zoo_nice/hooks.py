@@ -12,10 +12,7 @@ from zoo_core import ModelSpec, RecipeSpec, hookimpl
 RECIPE_DEFAULTS = {
     "epochs": 1500,
     "batch_size": 128,
-    "lr": 1e-3,
-    "adam_beta1": 0.9,
-    "adam_beta2": 0.99,  # the paper's "beta2 = 0.01" in the first Adam preprint's convention (train.py)
-    "adam_eps": 1e-4,
+    "lr": 1e-3,  # Adam's betas and eps: NICESettings (train.py)
     "eval_batch_size": 1000,
     "checkpoint_every": 1000,
     "log_every": 50,

@@ -23,12 +23,11 @@ uses betas (0.9, 0.99), eps 1e-4; ``--set adam_beta2=0.01`` reproduces the liter
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from zoo_core import TrainStep, model_card
-
-from .hooks import RECIPE_DEFAULTS
 
 
 def bits_per_dim(log_likelihood: float, dim: int) -> float:
@@ -36,26 +35,31 @@ def bits_per_dim(log_likelihood: float, dim: int) -> float:
     return (dim * math.log(256.0) - log_likelihood) / (dim * math.log(2.0))
 
 
+@dataclass
+class NICESettings:
+    """The NICE step's settings (recipe defaults, then ``zoo train --set KEY=VALUE``): the paper's Adam."""
+
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.99  # the paper's "beta2 = 0.01" in the first Adam preprint's convention (above)
+    adam_eps: float = 1e-4
+    # The fused kernel updates each of the 19M parameters in one pass over memory; the per-tensor
+    # default makes ~7 passes and took about a third of a CPU step (profiled). Same numbers either way.
+    adam_fused: bool = True
+
+
 class NICEStep(TrainStep):
-    """One Adam step on -mean log p(x); evaluation reports log-likelihood (nats) and bits/dim.
+    """One Adam step on -mean log p(x); evaluation reports log-likelihood (nats) and bits/dim."""
 
-    Reads from ``config.extra``: ``adam_beta1`` (0.9), ``adam_beta2`` (0.99), ``adam_eps`` (1e-4).
-    """
-
+    Settings = NICESettings
     monitor = "log_likelihood"
     monitor_mode = "max"
 
     def configure_optimizers(self):
-        extra = self.config.extra
-        betas = (float(extra.get("adam_beta1", RECIPE_DEFAULTS["adam_beta1"])),
-                 float(extra.get("adam_beta2", RECIPE_DEFAULTS["adam_beta2"])))
-        eps = float(extra.get("adam_eps", RECIPE_DEFAULTS["adam_eps"]))
+        s = self.settings
         params = list(self.model.parameters())
-        # The fused kernel updates each of the 19M parameters in one pass over memory; the
-        # per-tensor default makes ~7 passes and took about a third of a CPU step (profiled).
-        fused = bool(extra.get("adam_fused", True)) and all(p.dtype in (torch.float32, torch.float64)
-                                                            for p in params)
-        return {"adam": torch.optim.Adam(params, lr=self.config.lr, betas=betas, eps=eps, fused=fused or None)}
+        fused = s.adam_fused and all(p.dtype in (torch.float32, torch.float64) for p in params)
+        return {"adam": torch.optim.Adam(params, lr=self.config.lr, betas=(s.adam_beta1, s.adam_beta2),
+                                         eps=s.adam_eps, fused=fused or None)}
 
     def training_step(self, model, batch):
         x = batch[0]  # (B, 784) in [0, 1]
@@ -85,15 +89,14 @@ class NICEStep(TrainStep):
                                     "dataset": split, "protocol": "8 - LL / (784 ln 2), discrete 8-bit data"},
         }
         cfg = self.config
+        s = self.settings
         notes = (
-            "Trained with `zoo train nice-mnist` (zoo-nice) for {steps:,} steps ({epochs:g} epochs, {minutes:.1f} "
-            "minutes of training): Adam lr {lr}, betas ({b1}, {b2}), eps {eps}, global batch {bs}, seed {seed}. "
-            "The paper (Dinh et al. 2014) reports 1980.50 nats on the MNIST test set after 1500 epochs; run "
-            "`zoo eval nice-mnist --model <this folder>` for the test figure."
-        ).format(steps=state.step, epochs=round(state.epochs_done, 2), minutes=state.elapsed / 60, lr=cfg.lr,
-                 b1=cfg.extra.get("adam_beta1", RECIPE_DEFAULTS["adam_beta1"]),
-                 b2=cfg.extra.get("adam_beta2", RECIPE_DEFAULTS["adam_beta2"]),
-                 eps=cfg.extra.get("adam_eps", RECIPE_DEFAULTS["adam_eps"]), bs=cfg.batch_size, seed=cfg.seed)
+            f"Trained with `zoo train nice-mnist` (zoo-nice) for {state.step:,} steps "
+            f"({round(state.epochs_done, 2):g} epochs, {state.elapsed / 60:.1f} minutes of training): Adam lr "
+            f"{cfg.lr}, betas ({s.adam_beta1}, {s.adam_beta2}), eps {s.adam_eps}, global batch {cfg.batch_size}, "
+            f"seed {cfg.seed}. The paper (Dinh et al. 2014) reports 1980.50 nats on the MNIST test set after 1500 "
+            "epochs; run `zoo eval nice-mnist --model <this folder>` for the test figure."
+        )
         return model_card(
             model.config_dict(), title="NICE on MNIST",
             summary="NICE (Dinh, Krueger, Bengio 2014, arXiv 1410.8516): a flow of additive coupling layers "
