@@ -473,13 +473,16 @@ class GeneratorScore:
     """A generator recipe's sample-quality metric, from its step's :class:`ScoreSettings` (GAN-QP, O-GAN).
 
     The reference statistics are made on first use (and cached on disk by :func:`real_statistics`).
-    ``settings`` may also be a mapping of ScoreSettings' fields (other keys are ignored).
+    ``settings`` may also be a run's ``config.extra``: its ScoreSettings fields and ``dataset_options``
+    are read, other keys ignored.
     """
 
     def __init__(self, settings: ScoreSettings | dict, *, channels: int, batch_size: int = 500,
                  dataset_options: dict | None = None):
         if isinstance(settings, dict):
             known = {f.name for f in fields(ScoreSettings)}
+            if dataset_options is None:
+                dataset_options = settings.get("dataset_options")
             settings = ScoreSettings(**{k: v for k, v in settings.items() if k in known})
         self.settings = settings
         self.dataset_options = dict(dataset_options or {})
