@@ -67,8 +67,7 @@ class VocabData(ZooDataset):
 
     def _words(self, settings):
         counts = {t: TOKENS.count(t) for t in TOKENS}
-        min_count = settings.min_count if settings is not None else 2  # a step without Settings: the default
-        return sorted(t for t, n in counts.items() if n >= min_count)
+        return sorted(t for t, n in counts.items() if n >= settings.min_count)
 
     def model_config(self, settings):
         words = self._words(settings)
@@ -230,22 +229,17 @@ def test_model_config_must_be_a_dict(vocab_plugin, tmp_path, monkeypatch):
 # --- a run begun before the step had typed Settings resumes after it has them -----------------------
 
 
-class LegacyStep(VocabStep):
-    """The same step as it was before Settings: min_count read by hand from the recipe's defaults."""
+def test_a_checkpoint_from_before_typed_settings_resumes(vocab_plugin, tmp_path, monkeypatch):
+    import zoo_core.trainer
+    from zoo_core.resume import json_value
 
-    Settings = None
-    extra_keys = ("min_count",)
-
-    def __init__(self, model, config):
-        super().__init__(model, config)
-        self.settings = VocabSettings(min_count=config.extra.get("min_count", 2))
-
-
-def test_a_checkpoint_of_a_step_without_settings_resumes_once_it_has_them(vocab_plugin, tmp_path):
-    legacy = dataclasses.replace(RECIPE, step=f"{__name__}:LegacyStep",
-                                 defaults={**RECIPE.defaults, "min_count": 2})
-    sys.modules[__name__].LegacyStep = LegacyStep
-    Trainer(legacy, _config(tmp_path, max_steps=2, min_count=2)).fit()
+    # Before typed Settings a checkpoint kept TrainConfig as it was: extra held only what the recipe and --set
+    # gave (here the recipe's min_count of 2, since moved into the Settings default).
+    old_format = lambda config, settings: json_value(dataclasses.asdict(config))
+    monkeypatch.setattr(zoo_core.trainer, "saved_settings", old_format)
+    old_recipe = dataclasses.replace(RECIPE, defaults={**RECIPE.defaults, "min_count": 2})
+    Trainer(old_recipe, _config(tmp_path, max_steps=2, min_count=2)).fit()
+    monkeypatch.undo()
     # now the recipe leaves min_count to the Settings default (2): nothing changed, the run resumes
     EVENTS.clear()
     Trainer(RECIPE, _config(tmp_path, max_steps=3)).fit()
@@ -254,3 +248,14 @@ def test_a_checkpoint_of_a_step_without_settings_resumes_once_it_has_them(vocab_
     with pytest.raises(ZooError) as err:
         Trainer(RECIPE, _config(tmp_path, max_steps=4, min_count=1)).fit()
     assert "written by another model" in err.value.what and "model vocab: 3 in the checkpoint, 5 now" in err.value.what
+
+
+def test_settings_left_out_count_as_their_defaults_when_settings_are_compared():
+    from zoo_core.resume import settings_differences
+
+    config = TrainConfig.from_dict({"min_count": 2})
+    assert settings_differences({**dataclasses.asdict(TrainConfig()), "extra": {}}, config,
+                                settings=VocabSettings(min_count=2)) == []
+    changed = settings_differences({**dataclasses.asdict(TrainConfig()), "extra": {}}, config,
+                                   settings=VocabSettings(min_count=3))
+    assert changed == ["min_count: 2 in the checkpoint, 3 now"]
