@@ -1,5 +1,5 @@
-"""Training through the core's Trainer: one update per step, the metrics, EMA, exact resume, torchrun,
-install, and the commands."""
+"""Training through the core's Trainer: one update per step, the metrics, EMA, and the commands on the
+installed model. Resume, torchrun and train -> load_model are the kit's recipe contract (test_contract.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from zoo_core import Trainer, evaluate, load_model, train
-from zoo_core.testing import torchrun
-
-HERE = Path(__file__).parent
 
 
 def _ckpt(out, step):
@@ -64,8 +61,9 @@ def test_z_dirs_is_mean_squared_rho_times_the_code_size(tiny_recipe, small_confi
 
     config = small_config(tmp_path / "run", max_steps=1, corr_samples=300)  # two batches: 200 and 100
     model = load_model(Trainer(tiny_recipe, config).fit())
-    scores = OGANStep(model, config).z_corr(model, torch.device("cpu"))
-    gen = torch.Generator().manual_seed(int(config.extra.get("eval_seed", 0)) + 1)
+    step = OGANStep(model, config)
+    scores = step.z_corr(model, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(step.settings.eval_seed + 1)
     z = torch.cat([model.noise(n, generator=gen) for n in (config.eval_batch_size, 300 - config.eval_batch_size)])
     with torch.no_grad():
         rho = correlation(z, model.encode(model(z)))
@@ -109,57 +107,13 @@ def test_ema_weights_are_what_is_evaluated_sampled_and_saved(tiny_recipe, small_
     assert again["fid"] == pytest.approx(v["fid"], rel=1e-6)  # the logged validation scored the EMA
 
 
-def test_resume_is_bit_identical(tiny_recipe, small_config, tmp_path):
-    common = {"max_steps": 6, "checkpoint_every": 1, "keep_checkpoints": 0, "limit_train": 128, "ema_decay": 0.9}
-    Trainer(tiny_recipe, small_config(tmp_path / "straight", **common)).fit()
-    # 128 / 32 = 4 batches per epoch: step 3 stops mid-epoch 0
-    Trainer(tiny_recipe, small_config(tmp_path / "cut", **{**common, "max_steps": 3})).fit()
-    Trainer(tiny_recipe, small_config(tmp_path / "cut", **common)).fit()
-    for part in ("model", "ema"):
-        a, b = _weights(tmp_path / "straight", 6, part), _weights(tmp_path / "cut", 6, part)
-        assert a.keys() == b.keys()
-        for k in a:
-            assert torch.equal(a[k], b[k]), (part, k)
-
-
-DDP_SCRIPT = """
-import dataclasses, sys, torch
-from zoo_core import plugins
-from zoo_core.trainer import TrainConfig, Trainer
-sys.path.insert(0, {here!r})
-from conftest import TINY_MODEL, make_config
-from zoo_ogan.train import OGANStep
-# float64 throughout (weights, images, z): in float32 this loss's gradients at initialisation carry
-# rounding error of up to 0.5% in one process (against float64), more than any sharding error to detect
-torch.set_default_dtype(torch.float64)
-train_step = OGANStep.training_step
-OGANStep.training_step = lambda self, model, batch: train_step(self, model, [batch[0].double(), *batch[1:]])
-OGANStep.evaluate = lambda self, model, loader: {{"fid": 0.0}}
-recipe = dataclasses.replace(plugins.get_recipe_spec("ogan-mnist"), model_config=dict(TINY_MODEL))
-Trainer(recipe, make_config({out!r}, max_steps=3, checkpoint_every=3, limit_train=512, seed=3)).fit()
-"""
-
-
-def test_torchrun_two_processes_match_one(tiny_recipe, tmp_path):
-    """Batch statistics over the global batch, z drawn for the global batch: 2 processes train like one."""
-    for name, nproc in (("one", 1), ("two", 2)):
-        script = DDP_SCRIPT.format(here=str(HERE), out=str(tmp_path / name))
-        torchrun(script, nproc, cwd=tmp_path, plugins="ogan,images")
-    one, two = _weights(tmp_path / "one", 3), _weights(tmp_path / "two", 3)
-    assert one.keys() == two.keys() and one["G.project.weight"].dtype == torch.float64
-    for k in one:
-        # biases right before a batch norm get only rounding noise as gradient (RMSprop turns it into
-        # steps of lr * g / (sqrt(v) + eps), tiny in float64); everything else agrees to float64 drift
-        torch.testing.assert_close(two[k], one[k], rtol=1e-9, atol=1e-10, msg=k)
-
-
 def _cli():
     from zoo_core.cli import cli  # the loaded plugins' commands attach when a command line needs them
 
     return cli
 
 
-def test_train_installs_the_model_and_the_commands_use_it(tiny_recipe, small_config, tmp_path):
+def test_the_commands_use_the_installed_model(tiny_recipe, small_config, tmp_path):
     folder = train(tiny_recipe, small_config(tmp_path / "run", max_steps=2))
     assert folder.name == "ogan-mnist"
     model = load_model("ogan-mnist")
@@ -228,7 +182,15 @@ def test_recipes_follow_the_scripts(zoo):
     assert mnist.model_config == {"img_size": 32, "channels": 1, "z_dim": 16}
     assert zoo.get_recipe_spec("ogan-fashion").model_config["z_dim"] == 16
     d = mnist.defaults
-    assert (d["batch_size"], d["lr"], d["rho_weight"], d["qp_weight"]) == (64, 1e-4, 0.5, 0.25)
+    assert (d["batch_size"], d["lr"]) == (64, 1e-4)
+    from zoo_core import TrainConfig
+    from zoo_ogan.train import OGANStep
+
+    settings = OGANStep(zoo.get_model_spec("ogan").load().from_config(mnist.model_config),
+                        TrainConfig.from_dict(dict(d))).settings  # the recipe's, the rest the step's defaults
+    assert (settings.rho_weight, settings.qp_weight, settings.rmsprop_alpha, settings.rmsprop_eps) == \
+        (0.5, 0.25, 0.99, 1e-7)
+    assert (settings.eval_samples, settings.corr_samples, settings.fid_dataset) == (10_000, 2000, "mnist")
     assert zoo.get_recipe_spec("ogan-fashion").dataset == "fashion-mnist"
     celeba = zoo.get_recipe_spec("ogan-celebahq128")
     assert celeba.dataset == "image-folder" and celeba.model_config == {"img_size": 128, "channels": 3}

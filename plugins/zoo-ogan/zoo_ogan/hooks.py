@@ -13,19 +13,14 @@ ABOUT = {"license": "Apache-2.0", "links": {"paper": "https://arxiv.org/abs/1903
                                             "blog": "https://kexue.fm/archives/6409",
                                             "source": "https://github.com/bojone/o-gan"}}
 
-# o_gan_celeba.py: one RMSprop(1e-4, rho 0.99) step per batch of 64, z_dim 128, rho weight 0.5.
+# o_gan_celeba.py: one RMSprop(1e-4, rho 0.99) step per batch of 64, z_dim 128, rho weight 0.5 (the
+# step's settings, its loss weights and the metric's sample counts: train.OGANSettings' defaults).
 COMMON = {
     "batch_size": 64,
     "lr": 1e-4,
-    "rho_weight": 0.5,
-    "qp_weight": 0.25,
     "epochs": 1,  # ignored: max_steps rules
     "eval_every": None,
     "eval_batch_size": 500,
-    "eval_samples": 10_000,
-    "corr_samples": 2000,
-    "recon_samples": 10_000,
-    "kid_subsets": 10,
     "checkpoint_every": 1000,
     "log_every": 100,
 }
@@ -35,14 +30,13 @@ GREY_32 = {"layout": "image", "size": 32}  # 28 x 28 centred in 32 x 32, backgro
 # The budgets of the measured runs (BENCHMARKS.md, 2026-12-07): MNIST 4,000 iterations (LeNet-FID 21.0,
 # readable digits), Fashion-MNIST 2,000 (what one CPU session allowed).
 MNIST_DEFAULTS = {**COMMON, "max_steps": 4000, "eval_every_steps": 1000,
-                  "fid_dataset": "mnist", "fid_split": "train", "fid_options": dict(GREY_32)}
+                  "fid_dataset": "mnist", "fid_options": dict(GREY_32)}
 FASHION_DEFAULTS = {**MNIST_DEFAULTS, "max_steps": 2000, "fid_dataset": "fashion-mnist"}
 
 # The paper's CelebA-HQ 128 px setup on a user's folder of images (a GPU): 1000 epochs of 30,000
 # images at batch 64 is about 470,000 steps. --set dataset_options='{"root": "/data/celebahq/train"}'.
 CELEBAHQ_DEFAULTS = {**COMMON, "max_steps": 470_000, "eval_every_steps": 1000, "device": "auto",
-                     "num_workers": 4, "fid_dataset": "image-folder", "fid_split": "train", "fid_options": {},
-                     "feature_net": "inception"}
+                     "num_workers": 4, "fid_dataset": "image-folder", "feature_net": "inception"}
 # o_gan_celeba_sm_4x4_ema_256.py: 256 px, self-modulated BN, 4 x 4 kernels, z_dim 256, batch 48,
 # rho weight 1.0, two zero-debiased EMAs of the weights (0.999 is evaluated and saved; 0.9999 is checkpointed
 # as ema-0.9999/, the script's `_ema4` weights).

@@ -24,20 +24,19 @@ LeNet metric, ``recon_acc``: how often the LeNet class of the reconstruction equ
 After each validation, ``OUT/samples/step-NNNNNNNN.png`` (a fixed-z grid) and
 ``OUT/samples/step-NNNNNNNN-recon.png`` (real / reconstruction pairs) are written.
 
-``config.extra`` keys (all optional): ``rho_weight`` (0.5), ``qp_weight`` (0.25), ``rmsprop_alpha``
-(0.99), ``rmsprop_eps`` (1e-7), ``corr_samples`` (2000), ``recon_samples`` (10000), ``grid_samples``
-(64), ``grid_seed`` (1), ``recon_pairs`` (32), and the metric's keys (``feature_net``, ``fid_dataset``,
-``eval_samples``, ...: see GeneratorScore).
+The step's settings are :class:`OGANSettings` (the metric's are zoo-images' ScoreSettings, which it
+extends); ``--lr`` (1e-4 in the recipes) sets RMSprop's rate.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from zoo_core import TrainStep, Update, ZooError, model_card, shard_draw
-from zoo_images.metrics import GeneratorScore
+from zoo_images.metrics import GeneratorScore, ScoreSettings
 
 DIGIT_DATASETS = ("mnist",)  # labelled like the LeNet's classes (digits): recon_acc is meaningful only there
 
@@ -74,6 +73,25 @@ def ogan_loss(E, G, x_r: torch.Tensor, z: torch.Tensor, *, rho_weight: float = 0
     return {"loss": loss, "t1": t1, "t2": t2, "rho": rho, "qp": qp}
 
 
+@dataclass
+class OGANSettings(ScoreSettings):
+    """The O-GAN step's settings (recipe defaults, then ``zoo train --set KEY=VALUE``), and the metric's."""
+
+    rho_weight: float = 0.5  # o_gan_celeba.py; the ema_256 variant uses 1.0
+    qp_weight: float = 0.25
+    rmsprop_alpha: float = 0.99  # Keras's RMSprop rho
+    rmsprop_eps: float = 1e-7  # Keras's epsilon
+    corr_samples: int = 2000  # latents for z_corr
+    recon_samples: int = 10_000  # real images reconstructed per evaluation (at most)
+    recon_pairs: int = 32  # real / reconstruction pairs drawn after each validation
+    grid_samples: int = 64  # the fixed-z grid written after each validation
+    grid_seed: int = 1
+
+    def __post_init__(self):
+        if self.qp_weight < 0:
+            raise ZooError(f"qp_weight must be >= 0, got {self.qp_weight}", where="--set qp_weight=...")
+
+
 # --- the step --------------------------------------------------------------------------------------------
 
 
@@ -81,34 +99,31 @@ class OGANStep(TrainStep):
     """O-GAN on the core's Trainer: one update of all weights per step; monitors LeNet-FID (lower is better)."""
 
     updates = (Update("training_step", ("rmsprop",)),)
+    Settings = OGANSettings
     monitor = "fid"
     monitor_mode = "min"
-    extra_keys = ("rho_weight", "qp_weight", "rmsprop_alpha", "rmsprop_eps", "corr_samples", "recon_samples",
-                  "recon_pairs", "grid_seed", "grid_samples", *GeneratorScore.KEYS)
 
     def __init__(self, model, config):
         super().__init__(model, config)
-        extra = config.extra
-        self.rho_weight = float(extra.get("rho_weight", 0.5))
-        self.qp_weight = float(extra.get("qp_weight", 0.25))
-        if self.qp_weight < 0:
-            raise ZooError(f"qp_weight must be >= 0, got {self.qp_weight}", where="--set qp_weight=...")
-        self.score = GeneratorScore(extra, channels=model.config.channels, batch_size=config.eval_batch_size)
+        self.score = GeneratorScore(self.settings, channels=model.config.channels, batch_size=config.eval_batch_size,
+                                    dataset_options=config.extra.get("dataset_options"))
         self._pictures = None  # the last evaluation's grid and pairs, written in after_validation
         self._pairs = None  # (real, reconstruction) of the evaluation's first batch
 
     def configure_optimizers(self):
-        extra = self.config.extra
-        lr = float(self.config.lr) if self.config.lr is not None else 1e-4
-        return {"rmsprop": torch.optim.RMSprop(self.model.parameters(), lr=lr,
-                                               alpha=float(extra.get("rmsprop_alpha", 0.99)),
-                                               eps=float(extra.get("rmsprop_eps", 1e-7)))}
+        s = self.settings
+        if self.config.lr is None:
+            raise ZooError("O-GAN's RMSprop needs a learning rate, and this run sets none", where="--lr",
+                           hint="e.g. --lr 0.0001 (the release's)")
+        return {"rmsprop": torch.optim.RMSprop(self.model.parameters(), lr=self.config.lr, alpha=s.rmsprop_alpha,
+                                               eps=s.rmsprop_eps)}
 
     def training_step(self, model, batch):
         x_r = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, C, S, S)
         # every process draws the global batch's z and keeps its rows: N processes train like one
         z = shard_draw(torch.randn, x_r.shape[0], model.config.z_dim, device=x_r.device)  # (B, z_dim)
-        out = ogan_loss(model.E, model.G, x_r, z, rho_weight=self.rho_weight, qp_weight=self.qp_weight)
+        out = ogan_loss(model.E, model.G, x_r, z, rho_weight=self.settings.rho_weight,
+                        qp_weight=self.settings.qp_weight)
         return {"loss": out["loss"], "t_loss": out["t1"].detach().mean(), "z_corr": out["rho"].detach().mean(),
                 "qp": out["qp"].detach().mean()}
 
@@ -122,9 +137,8 @@ class OGANStep(TrainStep):
         exactly scores about sqrt(k / z_dim): rho is capped by the code size. ``z_dirs`` = mean(rho^2) * z_dim
         estimates k, the directions recovered, a figure comparable across code sizes.
         """
-        extra = self.config.extra
-        n = int(extra.get("corr_samples", 2000))
-        gen = torch.Generator().manual_seed(int(extra.get("eval_seed", 0)) + 1)
+        n = self.settings.corr_samples
+        gen = torch.Generator().manual_seed(self.settings.eval_seed + 1)
         total, squares, batch = 0.0, 0.0, int(self.config.eval_batch_size)
         for start in range(0, n, batch):
             z = model.noise(min(batch, n - start), generator=gen, device=device)
@@ -136,10 +150,9 @@ class OGANStep(TrainStep):
     @torch.no_grad()
     def reconstruction(self, model, loader, device) -> dict:
         """recon_mse (and recon_acc for digit datasets scored by LeNet) over at most ``recon_samples`` images."""
-        extra = self.config.extra
-        limit = int(extra.get("recon_samples", 10_000))
+        limit = self.settings.recon_samples
         classify = None
-        if self.score.feature_net == "lenet" and extra.get("fid_dataset", "mnist") in DIGIT_DATASETS:
+        if self.score.feature_net == "lenet" and self.settings.fid_dataset in DIGIT_DATASETS:
             classify = self.score.reference(device)[0].classify
         sq_err, agree, n, first = 0.0, 0, 0, None
         for batch in loader:
@@ -165,16 +178,15 @@ class OGANStep(TrainStep):
     @torch.no_grad()
     def evaluate(self, model, loader):
         """LeNet-FID, KID, z_corr, recon_mse (and recon_acc); keeps a fixed-z grid and pairs for after_validation."""
-        extra = self.config.extra
+        s = self.settings
         device = next(model.parameters()).device
         metrics = self.score(model, device)
         metrics.update(self.z_corr(model, device))
         metrics.update(self.reconstruction(model, loader, device))
-        grid_gen = torch.Generator().manual_seed(int(extra.get("grid_seed", 1)))
-        grid = model.sample(int(extra.get("grid_samples", 64)), generator=grid_gen, device=device).float().cpu()
-        pairs = int(extra.get("recon_pairs", 32))
+        grid_gen = torch.Generator().manual_seed(s.grid_seed)
+        grid = model.sample(s.grid_samples, generator=grid_gen, device=device).float().cpu()
         real, recon = self._pairs
-        self._pictures = (grid, real[:pairs], recon[:pairs])
+        self._pictures = (grid, real[:s.recon_pairs], recon[:s.recon_pairs])
         return metrics
 
     def after_validation(self, control, metrics):
@@ -189,7 +201,7 @@ class OGANStep(TrainStep):
         save_pairs(real, recon, folder / f"step-{control.state.step:08d}-recon.png")
 
     def model_card(self, model, metrics, state):
-        data = self.config.extra.get("fid_dataset", "mnist")
+        data = self.settings.fid_dataset
         protocols = {"fid": self.score.protocol(), "kid": self.score.protocol(),
                      "z_corr": "mean Pearson rho(z, E(G(z))) of fixed-seed latents, eval mode",
                      "z_dirs": "directions of z recovered, mean(rho^2) * z_dim (does not scale with z_dim)",
@@ -198,8 +210,8 @@ class OGANStep(TrainStep):
         recorded = {name: {"value": round(float(metrics[name]), 6), "dataset": data, "protocol": protocol}
                     for name, protocol in protocols.items() if name in metrics}
         ema = f", EMA {self.config.ema_decay}" if self.config.ema_decay is not None else ""
-        notes = (f"Trained here: RMSprop lr {self.config.lr if self.config.lr is not None else 1e-4}, rho weight "
-                 f"{self.rho_weight}{ema}, batch {self.config.batch_size}; best at step {state.step} "
+        notes = (f"Trained here: RMSprop lr {self.config.lr}, rho weight "
+                 f"{self.settings.rho_weight}{ema}, batch {self.config.batch_size}; best at step {state.step} "
                  f"({state.elapsed:.0f} s).")
         return model_card(model.config_dict(), title="O-GAN", license="Apache-2.0", metrics=recorded,
                           summary="O-GAN (Su 2019, arXiv 1903.01931): a GAN whose discriminator is also an encoder. "
