@@ -108,16 +108,13 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from zoo_core import plugins
-    from zoo_core.trainer import build_dataset
+    from zoo_core import build_dataset, plugins
 
     base = plugins.get_recipe_spec("ganqp-mnist")
     recipe = dataclasses.replace(base, step="__main__:NoEvalStep")
     config = {**{"z_dim": 128}, **recipe.model_config}
     batch = int(recipe.defaults["batch_size"])
-    from zoo_core import TrainConfig
-
-    dataset = build_dataset(recipe, TrainConfig.from_dict(dict(recipe.defaults))).split("train")
+    dataset = build_dataset(recipe).split("train")
     print(f"ganqp-mnist: {config}, batch {batch}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     rows = []
     for variant in args.variants.split(","):

@@ -33,16 +33,21 @@ from pathlib import Path
 
 import torch
 
-from zoo_ganqp.train import LOSS_MODEL_CONFIG, LOSSES, GANQPStep
+from zoo_ganqp.train import LOSS_MODEL_CONFIG, LOSSES, GANQPSettings, GANQPStep
+
+
+@dataclasses.dataclass
+class TimedSettings(GANQPSettings):
+    """GAN-QP's settings and the benchmark's own two."""
+
+    budget_seconds: float | None = None  # training seconds (evaluation excluded); None: no budget
+    no_eval: bool = False  # calibration runs: evaluate() returns at once
 
 
 class TimedStep(GANQPStep):
-    """GANQPStep that records its evaluation time and stops the run once the training-time budget is spent.
+    """GANQPStep that records its evaluation time and stops the run once the training-time budget is spent."""
 
-    ``config.extra``: ``budget_seconds`` (training seconds, evaluation excluded), ``no_eval`` (calibration).
-    """
-
-    extra_keys = GANQPStep.extra_keys + ("budget_seconds", "no_eval")
+    Settings = TimedSettings
 
     def __init__(self, model, config):
         super().__init__(model, config)
@@ -50,7 +55,7 @@ class TimedStep(GANQPStep):
         self.last_train_seconds = 0.0
 
     def evaluate(self, model, loader):
-        if self.config.extra.get("no_eval"):
+        if self.settings.no_eval:
             return {"fid": 0.0}
         start = time.monotonic()
         metrics = super().evaluate(model, loader)
@@ -59,10 +64,10 @@ class TimedStep(GANQPStep):
 
     def after_validation(self, control, metrics):
         super().after_validation(control, metrics)
-        budget = self.config.extra.get("budget_seconds")
+        budget = self.settings.budget_seconds
         now = control.state.elapsed - self.eval_seconds  # training seconds so far
         interval, self.last_train_seconds = now - self.last_train_seconds, now
-        if budget is not None and now + interval / 2 >= float(budget):  # the next validation would be further off
+        if budget is not None and now + interval / 2 >= budget:  # the next validation would be further off
             control.stop()
 
     def state_dict(self):

@@ -195,3 +195,21 @@ def test_critic_is_called_separately_on_the_real_and_the_fake_batch_in_both_step
     calls.clear()
     step.g_loss(model, _batch())
     assert calls == [4, 4]
+
+
+def test_settings_are_typed_with_defaults_in_one_place():
+    _, step = _step()
+    s = step.settings
+    assert (s.loss, s.n_critic, s.qp_lambda, s.gp_lambda, s.compile) == ("qp-l2", None, 10.0, 10.0, False)
+    assert (s.eval_samples, s.kid_subsets, s.fid_dataset, s.fid_split) == (10_000, 10, "mnist", "train")  # the metric's
+    assert step.n_critic == 2  # unset: the loss's own
+    for loss, extra, where in (("lsgan", {}, "--set loss=..."), ("qp-l2", {"n_critic": 0}, "--set n_critic=..."),
+                               ("qp-l2", {"qp_lambda": "ten"}, "--set qp_lambda=..."),
+                               ("qp-l2", {"adam_betas": [0.5]}, "--set adam_betas=..."),
+                               ("qp-l2", {"eval_samples": 1.5}, "--set eval_samples=...")):
+        with pytest.raises(ZooError) as refused:
+            _step(loss, **extra)
+        assert refused.value.where == where, (extra, refused.value)
+    _, step = _step("qp-l1", adam_betas=[0.0, 0.9], adam_eps=1e-8)
+    group = step.configure_optimizers()["g"].param_groups[0]
+    assert (group["betas"], group["eps"], group["lr"]) == ((0.0, 0.9), 1e-8, 2e-4)

