@@ -7,7 +7,7 @@ the kit, see :mod:`zoo_core.testing.pytest_plugin`)::
 
     class TestNiceRecipe(RecipeContract):
         recipe = "nice-mnist"
-        plugins = "nice"            # ZOO_LOAD_PLUGINS for the runs; None: every installed plugin
+        plugins = "nice,images"     # ZOO_LOAD_PLUGINS for the runs (its MNIST is zoo-images'); None: all
         tiny = {"max_steps": 4, "batch_size": 8, "limit_train": 64, "limit_eval": 16}
         model_set = {"hidden": 16}  # the model config to change, as `zoo train --model-set`
 
