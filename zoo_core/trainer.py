@@ -221,6 +221,7 @@ class Trainer:
             losses = DDP(losses, find_unused_parameters=find_unused(step, model, update_optimizers))
         steps_per_epoch = data["batches_per_epoch"] // len(step.updates)
         total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
+        step.total_steps = total
         out = Path(cfg.out)
         run = _Run(out=out, device=device, rank=rank, world=world, model=model, step=step, optimizers=optimizers,
                    schedulers=schedulers, ema=ema, losses=losses, update_optimizers=update_optimizers,
