@@ -32,3 +32,6 @@ def test_compare_trains_every_loss_and_writes_its_tables(zoo, mnist, tmp_path):
         assert config["critic_norm"] == ("layer" if x["loss"] == "wgan-gp" else "batch")
     table = (out / "compare.md").read_text()
     assert all(f"| {loss} |" in table for loss in LOSSES)
+    assert "| loss | train CPU s | wall s |" in table  # the budget is CPU time: equal compute on a busy machine
+    for x in results:
+        assert all(c["train_seconds"] >= 0 and c["wall_seconds"] > 0 for c in x["curve"]), x["loss"]
