@@ -20,18 +20,14 @@ import torch
 from zoo_core import TrainConfig
 
 from zoo_nce.model import TagModel
-from zoo_nce.sampler import unigram_sampler
-from zoo_nce.train import TAG_DEFAULTS, TagStep
+from zoo_nce.train import TagStep
 
 
 def make_step(tags: int, loss: str, dim: int = 128, chars: int = 3000):
     counts = (1e7 / np.arange(1, tags + 1) ** 1.1).astype(np.int64) + 1
     model = TagModel.from_config({"dim": dim, "chars": [str(i) for i in range(chars)],
                                   "tags": [str(i) for i in range(tags)], "tag_counts": counts.tolist()})
-    step = TagStep.__new__(TagStep)  # the step without a dataset: its vocabulary is given here
-    step.model, step.config = model, TrainConfig.from_dict({"lr": 1e-3})
-    step.settings = {**TAG_DEFAULTS, "loss": loss}
-    step.sampler = unigram_sampler(counts)
+    step = TagStep(model, TrainConfig.from_dict({"lr": 1e-3, "loss": loss}))  # the tags are in the model config
     return model, step, step.configure_optimizers(), counts
 
 

@@ -1,4 +1,4 @@
-"""word2vec SGNS: gensim's subsampling and reduced window, a planted corpus, resume, export and the commands."""
+"""word2vec SGNS: gensim's subsampling and reduced window, a planted corpus, one read of it, export and the commands."""
 
 from __future__ import annotations
 
@@ -93,28 +93,24 @@ def test_vocabulary_follows_min_count_and_frequency_order(planted):
     assert corpus.ids.numel() == sum(c for c in counts.values() if c >= 5)
 
 
-def test_resume_after_a_crash_is_bit_identical(zoo, planted, tmp_path, monkeypatch):
-    from zoo_nce.train import SGNSStep
+def test_a_run_reads_its_corpus_once_and_the_model_is_born_its_size(zoo, planted, tmp_path, monkeypatch):
+    """Data first: the run's dataset reads the corpus once, and word2vec is built with its vocabulary."""
+    from zoo_nce import data
+    from zoo_nce.model import Word2Vec
 
-    recipe = _recipe(zoo, dim=8)
-    common = {"epochs": 2, "checkpoint_every": 10, "keep_checkpoints": 0,
-              "dataset_options": {"corpus": str(planted), "min_count": 5, "block_tokens": 256}}
-    Trainer(recipe, _config(tmp_path / "straight", planted, **common)).fit()
-    step = SGNSStep.training_step
+    reads, built = [], []
+    read, init = data.read_sentences, Word2Vec.__init__
+    monkeypatch.setattr(data, "read_sentences", lambda corpus: reads.append(corpus) or read(corpus))
 
-    def crash_at_step_23(self, model, batch):
-        if self.steps_done == 23:
-            raise KeyboardInterrupt
-        return step(self, model, batch)
+    def recording_init(self, config):
+        init(self, config)
+        built.append(tuple(self.input.shape))
 
-    monkeypatch.setattr(SGNSStep, "training_step", crash_at_step_23)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(recipe, _config(tmp_path / "cut", planted, **common)).fit()
-    monkeypatch.setattr(SGNSStep, "training_step", step)
-    Trainer(recipe, _config(tmp_path / "cut", planted, **common)).fit()  # resumes from step 20
-    a = load_model(tmp_path / "straight" / "model")
-    b = load_model(tmp_path / "cut" / "model")
-    assert torch.equal(a.input, b.input) and torch.equal(a.output, b.output)
+    monkeypatch.setattr(Word2Vec, "__init__", recording_init)
+    Trainer(_recipe(zoo, dim=8), _config(tmp_path / "run", planted, epochs=1)).fit()
+    assert reads == [str(planted)]
+    words = load_corpus(str(planted), 5, 64).words
+    assert built[0] == (len(words), 8)
 
 
 def test_export_round_trips_through_gensim_and_similar_prints(zoo, planted, tmp_path):

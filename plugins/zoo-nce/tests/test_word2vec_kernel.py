@@ -1,4 +1,4 @@
-"""The compiled SGNS loop (zoo_nce.kernel): gensim's per-pair update, determinism, resume, threads, the fallback."""
+"""The compiled SGNS loop (zoo_nce.kernel): gensim's per-pair update, determinism, threads, the fallback, settings."""
 
 from __future__ import annotations
 
@@ -116,28 +116,6 @@ def test_one_thread_is_bit_identical_from_run_to_run(zoo, planted, tmp_path):
     assert not torch.equal(a[0], c[0])
 
 
-@pytest.mark.parametrize("kernel_name", ["numba", "torch"])
-def test_resume_after_a_crash_is_bit_identical(zoo, planted, tmp_path, monkeypatch, kernel_name):
-    from zoo_nce.train import SGNSStep
-
-    common = {"checkpoint_every": 10, "keep_checkpoints": 0, "kernel": kernel_name}
-    Trainer(_recipe(zoo, 8), _config(tmp_path / "straight", planted, **common)).fit()
-    step = SGNSStep.training_step
-
-    def crash_at_step_13(self, model, batch):
-        if self.steps_done == 13:
-            raise KeyboardInterrupt
-        return step(self, model, batch)
-
-    monkeypatch.setattr(SGNSStep, "training_step", crash_at_step_13)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(_recipe(zoo, 8), _config(tmp_path / "cut", planted, **common)).fit()
-    monkeypatch.setattr(SGNSStep, "training_step", step)
-    Trainer(_recipe(zoo, 8), _config(tmp_path / "cut", planted, **common)).fit()  # resumes from step 10
-    a, b = _tables(tmp_path / "straight" / "model"), _tables(tmp_path / "cut" / "model")
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-
-
 def test_two_threads_learn_the_planted_pairs(zoo, planted, tmp_path):
     """Hogwild over 2 numba threads: not bit-identical run to run, but it learns what one thread learns."""
     model = load_model(Trainer(_recipe(zoo), _config(tmp_path / "run", planted, threads=2, epochs=5)).fit())
@@ -182,15 +160,6 @@ def test_the_environment_variable_turns_the_kernel_off(monkeypatch):
     monkeypatch.setattr(kernel, "_failed", None)
     monkeypatch.setenv("ZOO_NCE_KERNEL", "torch")
     assert kernel.load() is None and kernel.reason() == "ZOO_NCE_KERNEL=torch"
-
-
-def test_torchrun_is_refused_with_the_reason(zoo, planted, tmp_path, monkeypatch):
-    from zoo_nce.model import Word2Vec, Word2VecConfig
-    from zoo_nce.train import SGNSStep
-
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ZooError, match="runs in one process"):
-        SGNSStep(Word2Vec(Word2VecConfig(dim=4)), _config(tmp_path / "x", planted))
 
 
 def test_similar_refuses_a_negative_count(zoo, planted, tmp_path):
@@ -238,3 +207,13 @@ def test_a_killed_export_leaves_nothing_behind_after_the_next_one(zoo, planted, 
     assert r.exit_code == 0, r.output
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
     assert out.read_text(encoding="utf-8").splitlines()[0] == f"{len(load_model(best).config.words)} 8"
+
+
+@pytest.mark.parametrize("setting, value, says", [("kernel", "gpu", "unknown kernel 'gpu'"),
+                                                  ("noise_step", 0, "noise_step must be a positive number"),
+                                                  ("window", 0, "window must be at least 1"),
+                                                  ("window", 2.5, "setting window of SGNSStep must be")])
+def test_a_bad_setting_is_refused_naming_the_option(zoo, planted, tmp_path, setting, value, says):
+    with pytest.raises(ZooError) as err:
+        Trainer(_recipe(zoo, 8), _config(tmp_path / "run", planted, **{setting: value})).fit()
+    assert says in str(err.value) and f"--set {setting}=" in str(err.value), str(err.value)

@@ -98,9 +98,8 @@ class Corpus:
         return ids, sent
 
 
-@functools.lru_cache(maxsize=4)
 def load_corpus(corpus: str = "peoples-daily", min_count: int = 5, block_tokens: int = 1024) -> Corpus:
-    """Read and encode ``corpus`` once per process (the step and the dataset share it)."""
+    """Read and encode ``corpus``: the whole file, every call (a run's dataset calls it once)."""
     if min_count < 1:
         raise ZooError(f"min_count must be at least 1, not {min_count}")
     sentences = [s for s in read_sentences(corpus) if s]

@@ -33,7 +33,7 @@ from zoo_core import ZooError, ZooModel
 
 @dataclass
 class Word2VecConfig:
-    """``words`` (most frequent first) and their corpus ``counts`` are set from the corpus when training starts."""
+    """``words`` (most frequent first) and their corpus ``counts`` come from the corpus (the dataset's model_config)."""
 
     dim: int = 100
     words: list[str] = field(default_factory=list)
@@ -65,15 +65,6 @@ class Word2Vec(ZooModel):
         with torch.no_grad():
             self.input.copy_((torch.rand(self.input.shape, generator=gen) - 0.5) / self.config.dim)
             self.output.zero_()
-
-    def set_vocabulary(self, words: list[str], counts: list[int]) -> None:
-        """Size the model for a vocabulary (before training; the parameters are re-initialised)."""
-        self.config.words, self.config.counts = list(words), [int(c) for c in counts]
-        device = self.input.device
-        self.input = nn.Parameter(torch.empty(len(words), self.config.dim, device=device))
-        self.output = nn.Parameter(torch.empty(len(words), self.config.dim, device=device))
-        self.reset_parameters()
-        self._index = None
 
     @property
     def index(self) -> dict[str, int]:
@@ -107,7 +98,8 @@ class Word2Vec(ZooModel):
 
 @dataclass
 class TagModelConfig:
-    """``chars`` and ``tags`` (with their training counts, for the noise distribution) come from the data."""
+    """``chars`` and ``tags`` (with their training counts, for the noise distribution) come from the data
+    (the dataset's model_config)."""
 
     dim: int = 128
     chars: list[str] = field(default_factory=list)  # token ids 1..len(chars); 0 pads
@@ -131,10 +123,6 @@ class TagModel(ZooModel):
         c = self.config
         self.proj = nn.Linear(c.dim, c.dim)  # W, c
         self.log_z = nn.Parameter(torch.zeros(())) if c.learn_log_z else None  # γ
-        self._tables()
-
-    def _tables(self) -> None:
-        c = self.config
         device = self.proj.weight.device
         self.char_emb = nn.Embedding(len(c.chars) + 1, c.dim, padding_idx=0, sparse=True, device=device)  # E
         self.tag_emb = nn.Embedding(len(c.tags), c.dim, sparse=True, device=device)  # e_t, (T, d)
@@ -150,12 +138,6 @@ class TagModel(ZooModel):
                     self.tag_bias.weight.copy_((counts.clamp(min=1) / counts.sum()).log().unsqueeze(1))
                 else:
                     self.tag_bias.weight.zero_()
-
-    def set_vocabulary(self, chars: list[str], tags: list[str], tag_counts: list[int]) -> None:
-        """Size the tables for the data's vocabularies (before training; they are re-initialised)."""
-        self.config.chars, self.config.tags = list(chars), list(tags)
-        self.config.tag_counts = [int(n) for n in tag_counts]
-        self._tables()
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         """f(q): tokens (B, L), 0-padded → (B, d)."""

