@@ -259,3 +259,6 @@ def test_settings_left_out_count_as_their_defaults_when_settings_are_compared():
     changed = settings_differences({**dataclasses.asdict(TrainConfig()), "extra": {}}, config,
                                    settings=VocabSettings(min_count=3))
     assert changed == ["min_count: 2 in the checkpoint, 3 now"]
+    # a setting the checkpoint has that nothing declares any more (a key a plugin dropped) cannot change the run
+    assert settings_differences({**dataclasses.asdict(TrainConfig()), "extra": {"min_count": 2, "dropped": 1}},
+                                config, settings=VocabSettings(min_count=2)) == []

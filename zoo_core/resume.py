@@ -43,7 +43,8 @@ def settings_differences(saved: dict | None, config: TrainConfig, saved_model: d
 
     With the step's typed ``settings``, a setting one side leaves out counts
     as its dataclass default (a checkpoint written before the step had
-    Settings kept only what its recipe and ``--set`` gave).
+    Settings kept only what its recipe and ``--set`` gave), and a setting the
+    checkpoint has that nothing declares any more is left out (it cannot change the run).
     """
     out = []
     if saved is not None:
@@ -52,6 +53,7 @@ def settings_differences(saved: dict | None, config: TrainConfig, saved_model: d
         if settings is not None:
             then_extra = {**_defaults(type(settings)), **then_extra}
             now_extra = {**now_extra, **json_value(dataclasses.asdict(settings))}
+            then_extra = {k: v for k, v in then_extra.items() if k in now_extra or k == "dataset_options"}
         saved = {k: v for k, v in saved.items() if k != "extra"}
         for key in sorted(set(now) | set(saved)):
             if key not in FREE_ON_RESUME and key in saved and json_value(saved[key]) != now.get(key):
