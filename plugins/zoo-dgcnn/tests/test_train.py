@@ -1,5 +1,6 @@
-"""Training through the core's Trainer on the cloze proxy: learning, the schedule, exact resume, torchrun,
-install, and the commands (zoo answer, zoo eval)."""
+"""Training through the core's Trainer on the cloze proxy: learning, the schedule, the data-sized model and its
+word vectors, typed settings, install, and the commands (zoo answer, zoo eval). Resume, torchrun and
+train -> load_model are the kit's recipe contract (test_contract.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,6 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from zoo_core import Trainer, evaluate, load_model, train
-from zoo_core.testing import torchrun
-
-HERE = Path(__file__).parent
-
-
-def _weights(out, step, part="model"):
-    return load_file(Path(out) / "checkpoints" / f"step-{step:08d}" / part / "model.safetensors")
 
 
 def _log(out):
@@ -32,10 +26,8 @@ def test_a_short_run_raises_the_validation_score(tiny_recipe, small_config, tmp_
                           ema_decay=None, threads=2)
     seed_everything(config.seed)
     trainer = Trainer(tiny_recipe, config)
-    untrained = trainer.build_model()
-    from zoo_dgcnn.train import DGCNNStep
-
-    DGCNNStep(untrained, config)  # gives the fresh model its vocabulary, as in fit()
+    untrained = trainer.build_model()  # born with the training data's characters, as in fit()
+    assert len(untrained.config.vocab) > 1000
     before = evaluate(tiny_recipe, untrained, split="validation", config=config)
     trainer.fit()
     after = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"][-1]
@@ -113,44 +105,50 @@ def test_word_vectors_are_named_by_file_or_installed_model(tmp_path, zoo):
     assert "zoo train sgns-peoples-daily" in exc.value.hint
 
 
-def test_resume_is_bit_identical(tiny_recipe, small_config, tmp_path):
-    common = {"max_steps": 6, "checkpoint_every": 1, "keep_checkpoints": 0, "limit_train": 128, "ema_decay": 0.9}
-    Trainer(tiny_recipe, small_config(tmp_path / "straight", **common)).fit()
-    # 128 / 32 = 4 batches per epoch: step 3 stops mid-epoch 0, step 6 is in epoch 1 (new passages, new crops)
-    Trainer(tiny_recipe, small_config(tmp_path / "cut", **{**common, "max_steps": 3})).fit()
-    Trainer(tiny_recipe, small_config(tmp_path / "cut", **common)).fit()
-    for part in ("model", "ema"):
-        a, b = _weights(tmp_path / "straight", 6, part), _weights(tmp_path / "cut", 6, part)
-        assert a.keys() == b.keys()
-        for k in a:
-            assert torch.equal(a[k], b[k]), (part, k)
+def test_the_model_is_born_with_the_data_s_vocabularies_and_word_vectors(tiny_recipe, small_config, tmp_path):
+    """--set word_vectors=FILE: the dataset sizes the model (words, word_dim) and fills its table on a fresh start."""
+    from zoo_core import ZooError
+
+    vectors = tmp_path / "v.txt"
+    vectors.write_text("3 4\n中国 1 0 0 0\n美国 0 1 0 0\n人民 0 0 1 0.5\n", encoding="utf-8")
+    config = small_config(tmp_path / "run", max_steps=1, word_vectors=str(vectors))
+    trainer = Trainer(tiny_recipe, config)
+    born = trainer.build_model()
+    assert born.config.words == ["中国", "美国", "人民"] and born.config.word_dim == 4
+    assert born.word_vectors.shape == (4, 4) and born.word_proj.in_features == 4
+    trainer.fit()
+    saved = load_model(tmp_path / "run" / "model")
+    assert saved.word_vectors.tolist() == [[0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0.5]]
+    assert saved.config.vocab == born.config.vocab
+    # the data decides the vocabulary: a --model-set that contradicts it is refused by name
+    with pytest.raises(ZooError, match="contradicts the data") as exc:
+        Trainer(tiny_recipe, small_config(tmp_path / "other"), model_set={"word_dim": 8}).fit()
+    assert "word_dim" in exc.value.where
 
 
-DDP_SCRIPT = """
-import dataclasses, sys, torch
-from zoo_core import plugins
-from zoo_core.trainer import Trainer
-sys.path.insert(0, {here!r})
-from conftest import TINY_MODEL, make_config
-from zoo_dgcnn.train import DGCNNStep
-# dropout draws differ between one and two processes: off here, so that the steps can be compared
-DGCNNStep.evaluate = lambda self, model, loader: {{"score": 0.0}}
-recipe = dataclasses.replace(plugins.get_recipe_spec("dgcnn-cloze"), model_config={{**TINY_MODEL, "dropout": 0.0}})
-Trainer(recipe, make_config({out!r}, max_steps=3, checkpoint_every=3, limit_train=256, seed=3)).fit()
-"""
+def test_a_run_folder_from_before_typed_settings_resumes(tiny_recipe, small_config, tmp_path, capfd):
+    """Its checkpoint names the dataset as a setting (`data`, which the recipe now decides) and no dropped default."""
+    out = tmp_path / "run"
+    Trainer(tiny_recipe, small_config(out, max_steps=2, limit_train=128, checkpoint_every=1)).fit()
+    state = next((out / "checkpoints").glob("step-*")) / "trainer_state.json"
+    saved = json.loads(state.read_text())
+    extra = saved["settings"]["extra"]
+    for key in ("drop_min_epoch", "drop_score", "patience", "drop_epoch", "low_lr", "gold"):
+        extra.pop(key)  # what the old recipes held instead: the release's values, and `data`
+    extra.update(drop_min_epoch=15, drop_score=0.5, patience=5, drop_epoch=30, low_lr=1e-4, data="dgcnn-cloze")
+    state.write_text(json.dumps(saved))
+    capfd.readouterr()
+    Trainer(tiny_recipe, small_config(out, max_steps=3, limit_train=128, checkpoint_every=1)).fit()
+    assert "resuming from step 2" in capfd.readouterr().err
+    # a setting that still exists and differs is still refused by name
+    state = out / "checkpoints" / "step-00000003" / "trainer_state.json"
+    saved = json.loads(state.read_text())
+    saved["settings"]["extra"]["min_count"] = 3
+    state.write_text(json.dumps(saved))
+    from zoo_core import ZooError
 
-
-def test_torchrun_two_processes_match_one(tiny_recipe, tmp_path):
-    """Each process normalises its loss by the global number of positions: 2 processes step like one."""
-    for name, nproc in (("one", 1), ("two", 2)):
-        script = DDP_SCRIPT.format(here=str(HERE), out=str(tmp_path / name))
-        torchrun(script, nproc, cwd=tmp_path, plugins="dgcnn")
-    one, two = _weights(tmp_path / "one", 3), _weights(tmp_path / "two", 3)
-    assert one.keys() == two.keys()
-    moved = _weights(tmp_path / "one", 3)["start.weight"]
-    for k in one:
-        torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-6, msg=k)
-    assert moved.abs().sum() > 0
+    with pytest.raises(ZooError, match="min_count: 3 in the checkpoint, 2 now"):
+        Trainer(tiny_recipe, small_config(out, max_steps=4, limit_train=128, checkpoint_every=1)).fit()
 
 
 def _cli():
@@ -195,11 +193,29 @@ def test_a_model_of_another_kind_is_refused(zoo, tmp_path):
 
 
 def test_recipes_follow_the_release(zoo):
+    from zoo_core import TrainConfig
+    from zoo_dgcnn.train import DGCNNStep
+
     sogou = zoo.get_recipe_spec("dgcnn-sogou")
     d = sogou.defaults
-    assert (d["batch_size"], d["lr"], d["ema_decay"], d["epochs"], d["min_count"]) == (128, 1e-3, 0.9999, 120, 16)
-    assert (d["drop_min_epoch"], d["drop_score"], d["patience"], d["drop_epoch"], d["low_lr"]) == (15, 0.5, 5, 30, 1e-4)
+    assert (d["batch_size"], d["lr"], d["ema_decay"], d["epochs"]) == (128, 1e-3, 0.9999, 120)
+    # the rest of the release's numbers are the step's settings' defaults, which the recipe leaves alone
+    s = DGCNNStep(torch.nn.Linear(1, 1), TrainConfig.from_dict(d)).settings
+    release = (16, 15, 0.5, 5, 30, 1e-4)
+    assert (s.min_count, s.drop_min_epoch, s.drop_score, s.patience, s.drop_epoch, s.low_lr) == release
     assert sogou.dataset == "dgcnn-sogou" and zoo.get_recipe_spec("dgcnn-cloze").dataset == "dgcnn-cloze"
+
+
+def test_settings_are_typed_and_checked(tiny_recipe, small_config, tmp_path):
+    """A setting of the wrong type or out of range, or one nothing reads, is refused by name before the run."""
+    from zoo_core import ZooError
+
+    for bad, match in (({"min_count": "many"}, "--set min_count"), ({"min_count": 0}, "--set min_count"),
+                       ({"low_lr": -1.0}, "--set low_lr"), ({"data": "dgcnn-sogou"}, "--set data")):
+        with pytest.raises(ZooError) as exc:
+            Trainer(tiny_recipe, small_config(tmp_path / "run", **bad)).fit()
+        assert match in exc.value.where, (bad, exc.value.where)
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_sogou_recipe_trains_on_a_folder_and_scores_with_the_gold_alternatives(zoo, small_config, tmp_path):
@@ -223,8 +239,7 @@ def test_the_sogou_recipe_trains_on_a_folder_and_scores_with_the_gold_alternativ
     (folder / "qid_answer_expand").write_text(
         "".join(f"s{i}\t{cities[i % 10]}\t{cities[i % 10]}|{cities[i % 10]}市\n" for i in range(60)), encoding="utf-8")
     recipe = dataclasses.replace(zoo.get_recipe_spec("dgcnn-sogou"), model_config={"dim": 16, "passage_rates": [1]})
-    options = {"dataset_options": {"root": str(folder)}, "gold": str(folder / "qid_answer_expand"),
-               "data": "dgcnn-sogou"}
+    options = {"dataset_options": {"root": str(folder)}, "gold": str(folder / "qid_answer_expand")}
     config = small_config(tmp_path / "run", max_steps=2, limit_train=None, limit_eval=None, batch_size=16, **options)
     Trainer(recipe, config).fit()
     v = [line for line in _log(tmp_path / "run") if line.get("split") == "validation"][-1]

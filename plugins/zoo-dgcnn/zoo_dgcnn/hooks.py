@@ -12,23 +12,21 @@ SOURCE = "https://github.com/bojone/dgcnn_for_reading_comprehension"
 ABOUT = {"license": "Apache-2.0", "links": {"blog": BLOG_2019, "source": SOURCE}}
 STEP = "zoo_dgcnn.train:DGCNNStep"
 
-# dgcnn.py (2019): RAdam 1e-3, EMA 0.9999, batch 128, fit() for 120 epochs, chars seen >= 16 times,
-# the lr drop to 1e-4 (Keras epoch > 15, i.e. after 17 epochs, on score < 0.5 or 5 stale epochs; at 30
-# epochs in any case, reloading the best weights again even after an earlier drop).
+# dgcnn.py (2019): RAdam 1e-3, EMA 0.9999, batch 128, fit() for 120 epochs; chars seen >= 16 times and
+# the lr drop are the step's settings (zoo_dgcnn.train.DGCNNSettings: the release's values).
 RELEASE = {
-    "batch_size": 128, "lr": 1e-3, "ema_decay": 0.9999, "epochs": 120, "eval_every": 1, "min_count": 16,
-    "drop_min_epoch": 15, "drop_score": 0.5, "patience": 5, "drop_epoch": 30, "low_lr": 1e-4,
+    "batch_size": 128, "lr": 1e-3, "ema_decay": 0.9999, "epochs": 120, "eval_every": 1,
     "eval_batch_size": 64, "checkpoint_every": 1000, "log_every": 20,
 }
 # With SogouQA.json and WebQA.json (and optionally the 128-d word2vec_baike vectors) in a folder:
 #   zoo train dgcnn-sogou --device cuda --root /data/dgcnn \
 #       --set word_vectors=/data/dgcnn/word2vec_baike.txt
-SOGOU_DEFAULTS = {**RELEASE, "data": "dgcnn-sogou", "dataset_options": {}, "device": "auto"}
+SOGOU_DEFAULTS = {**RELEASE, "dataset_options": {}, "device": "auto"}
 # The offline proxy: the release's settings, with the word vectors of this zoo's own word2vec
 # (`zoo train sgns-peoples-daily`, about 20 s), 30 epochs (about 3,200 steps) and an EMA of 0.9975: the
 # release's 0.9999 averages over about 1/(1 - d) = 10k steps, an eighth of its ~78k; 0.9975 over 400,
 # an eighth of 3,200.
-CLOZE_DEFAULTS = {**RELEASE, "data": "dgcnn-cloze", "dataset_options": {}, "ema_decay": 0.9975, "epochs": 30,
+CLOZE_DEFAULTS = {**RELEASE, "dataset_options": {}, "ema_decay": 0.9975, "epochs": 30,
                   "device": "cpu", "word_vectors": "sgns-peoples-daily"}
 
 TINY_CONFIG = {"vocab": list("的一是了我不人在他有这个上们来到时大地为"), "dim": 16,

@@ -24,9 +24,9 @@
 
 from __future__ import annotations
 
-import torch
-
 from dataclasses import dataclass
+
+import torch
 
 from zoo_core import TrainStep, Update, ZooError, model_card
 
@@ -34,12 +34,9 @@ from .answering import passage_spans, predict, vote
 from .sogou import Gold, read_gold, score_one
 from .text import answer_labels, tokenizer_of
 
-DATASETS = {"dgcnn-cloze": "zoo_dgcnn.data:ClozeQA", "dgcnn-sogou": "zoo_dgcnn.data:SogouQA"}
-
-
 @dataclass
 class DGCNNSettings:
-    """The DGCNN step's settings: the 2019 release's values (recipe defaults, then ``zoo train --set KEY=VALUE``)."""
+    """The DGCNN step's settings: the 2019 release's values (a recipe holds what it changes; ``--set KEY=VALUE``)."""
 
     min_count: int = 16  # characters seen fewer times in the training split are unknown (id 1)
     word_vectors: str = ""  # a word2vec file, or an installed word2vec model's id or folder ("": none)
@@ -49,40 +46,14 @@ class DGCNNSettings:
     patience: int = 5  # ... or after this many validations without a new best
     drop_epoch: int = 30  # the rate drops (again) when this many epochs are done
     low_lr: float = 1e-4  # the rate after the drop
-    data: str = "dgcnn-cloze"  # the dataset the vocabulary is counted from (until the Trainer builds it first)
 
-
-def _settings(extra: dict) -> DGCNNSettings:
-    """The step's settings from ``config.extra`` (until the core builds and checks them)."""
-    import dataclasses
-
-    values = {}
-    for f in dataclasses.fields(DGCNNSettings):
-        if f.name in extra:
-            values[f.name] = type(f.default)(extra[f.name]) if extra[f.name] is not None else f.default
-    return DGCNNSettings(**values)
-
-
-def make_dataset(name: str, seed: int, options: dict):
-    """The dataset class registered as ``name`` (for the vocabulary count, outside the Trainer)."""
-    import importlib
-
-    if name not in DATASETS:
-        raise ZooError(f"unknown DGCNN dataset {name!r}", hint=f"one of: {', '.join(DATASETS)}")
-    module, _, cls = DATASETS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)(seed=seed, **options)
-
-
-def load_vocabulary(model, config, settings: DGCNNSettings) -> None:
-    """Give a fresh model the training data's characters (and the word vectors, when named)."""
-    data = make_dataset(settings.data, config.seed, dict(config.extra.get("dataset_options", {})))
-    fresh = type(model).from_config(model.config, **data.model_config(settings))
-    device = model.embedding.weight.device
-    model.config = fresh.config
-    model.embedding = fresh.embedding.to(device)
-    model.word_vectors = fresh.word_vectors.to(device)
-    model.word_proj = fresh.word_proj.to(device) if fresh.word_proj is not None else None
-    data.init_model(model, settings)
+    def __post_init__(self):
+        for name in ("min_count", "patience", "drop_epoch"):
+            if getattr(self, name) < 1:
+                raise ZooError(f"{name} must be at least 1, got {getattr(self, name)}", where=f"--set {name}=...")
+        if not self.low_lr > 0:
+            raise ZooError(f"low_lr must be greater than 0, got {self.low_lr}", where="--set low_lr=...",
+                           hint="the release's is 1e-4")
 
 
 def _world() -> int:
@@ -97,16 +68,9 @@ class DGCNNStep(TrainStep):
     monitor = "score"
     monitor_mode = "max"
     Settings = DGCNNSettings
-    # the same keys, for a core that does not build Settings yet
-    extra_keys = ("data", "min_count", "word_vectors", "gold", "drop_min_epoch", "drop_score", "patience",
-                  "drop_epoch", "low_lr")
 
     def __init__(self, model, config):
         super().__init__(model, config)
-        if getattr(self, "settings", None) is None:  # a core without typed Settings
-            self.settings = _settings(config.extra)
-        if not model.config.vocab:  # a core that builds the model before the data
-            load_vocabulary(model, config, self.settings)
         self.dropped, self.stale, self.best, self.reloaded_last = False, 0, None, False
         self._gold = read_gold(self.settings.gold) if self.settings.gold else None
 
@@ -193,9 +157,8 @@ class DGCNNStep(TrainStep):
         self.reloaded_last = bool(state.get("reloaded_last", False))
 
     def model_card(self, model, metrics, state):
-        data = self.settings.data
-        protocol = "SogouQA scorer on the voted answers (threshold 0.1, span <= 12), validation split"
-        recorded = {k: {"value": round(float(metrics[k]), 6), "dataset": data, "protocol": protocol}
+        protocol = "SogouQA scorer on the voted answers (threshold 0.1, span <= 12), the recipe's validation split"
+        recorded = {k: {"value": round(float(metrics[k]), 6), "protocol": protocol}
                     for k in ("accuracy", "f1", "score") if k in metrics}
         notes = (f"Trained here: RAdam lr {self.config.lr}, EMA {self.config.ema_decay}, batch "
                  f"{self.config.batch_size}; best at step {state.step} ({state.elapsed:.0f} s).")
