@@ -66,6 +66,10 @@ class InPlaceStep(ShiftStep):
         return {"residual": float(residual), "seen": torch.tensor(float(len(y)))}
 
 
+class PlainStep(ShiftStep):
+    Settings = None
+
+
 class PickyOptimizerStep(ShiftStep):
     def configure_optimizers(self):
         return {"sgd": torch.optim.SGD(self.model.parameters(), lr=self.config.lr)}
@@ -188,6 +192,16 @@ def test_a_recipe_default_no_setting_declares_is_the_plugins_error(zoo_plugins):
     assert "ShiftStep.Settings" in err.value.hint
 
 
+def test_a_step_without_settings_has_none_of_its_own(zoo_plugins):
+    recipe = _recipe("PlainStep", noise=0.1)  # what a step reading config.extra by hand once relied on
+    with pytest.raises(ZooError) as err:
+        check_extra(recipe, TrainConfig.from_dict(dict(recipe.defaults)))
+    assert "recipe shift-fit's defaults set noise, which PlainStep does not declare" in err.value.what
+    with pytest.raises(ZooError) as err:
+        check_extra(_recipe("PlainStep"), TrainConfig.from_dict({"noise": 0.1}))
+    assert err.value.where == "--set noise=..."
+
+
 def test_settings_may_not_shadow_the_cores_settings(zoo_plugins):
     @dataclasses.dataclass
     class Clash:
@@ -238,6 +252,7 @@ def test_an_update_without_backward_changes_the_weights_itself_and_is_logged(zoo
     trainer = Trainer(recipe, TrainConfig(out=str(tmp_path / "run"), max_steps=6, batch_size=32, log_every=1,
                                           progress=False, grad_clip=1.0))
     run = trainer._prepare()
+    assert run.step.total_steps == 6  # the run's length, known once the data is
     before = {k: v.clone() for k, v in run.model.state_dict().items()}
     while not run.finished:
         trainer._train_epoch(run)

@@ -80,18 +80,15 @@ def build_model(recipe, config: dict | None = None):
 def check_extra(recipe, config: TrainConfig, step_class=None) -> None:
     """Raise a ZooError listing the valid settings if ``config.extra`` holds a key nothing declares.
 
-    Declared are TrainConfig's fields, ``dataset_options`` and the step's
-    settings (:func:`zoo_core.step.setting_names`). A step still without
-    ``Settings`` also reads the keys of its recipe's defaults by hand, so those
-    count for it. Then the step's Settings are built once, so a wrong type is
-    refused here too, before the run folder exists.
+    Declared are TrainConfig's fields, ``dataset_options`` and the fields of
+    the step's ``Settings`` (:func:`zoo_core.step.setting_names`). Then the
+    step's Settings are built once, so a wrong type is refused here too,
+    before the run folder exists.
     """
     recipe = recipe_spec(recipe)
     step_class = step_class or recipe.load_step()
     valid = ({f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}) | {"dataset_options"}
     valid |= setting_names(step_class)
-    if getattr(step_class, "Settings", None) is None:
-        valid |= set(recipe.defaults)  # legacy: a step reading config.extra by hand
     unknown = sorted(set(config.extra) - valid)
     if unknown:
         ours = [k for k in unknown if k in recipe.defaults and _json(recipe.defaults[k]) == _json(config.extra[k])]

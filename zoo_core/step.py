@@ -204,8 +204,7 @@ class TrainStep:
     ``where="--set KEY=..."``). A setting that neither TrainConfig nor
     ``Settings`` declares (nor ``dataset_options``) is refused before the run
     starts, with the list of valid ones. Without ``Settings``,
-    ``self.settings`` is None. (``extra_keys``, the older way of declaring
-    ``config.extra`` keys read by hand, is accepted until every plugin has moved.)
+    ``self.settings`` is None and the step has no settings of its own.
     ``distributed_backend`` picks the torch.distributed backend under torchrun
     (None: NCCL on CUDA, gloo on CPU); sparse gradients need ``"gloo"``.
     ``total_steps`` is the run's number of training steps (``max_steps``, else
@@ -215,7 +214,6 @@ class TrainStep:
 
     updates: tuple[Update, ...] = (Update(),)
     Settings: ClassVar[type | None] = None  # a dataclass of the step's own settings, built into self.settings
-    extra_keys: tuple[str, ...] = ()  # legacy: config.extra keys read by hand (use Settings)
     distributed_backend: str | None = None  # torch.distributed backend under torchrun (None: NCCL on CUDA, else gloo)
     monitor: str = "loss"
     monitor_mode: str = "min"
@@ -381,8 +379,8 @@ def build_settings(step_class: type, extra: dict) -> Any:
 
 
 def setting_names(step_class: type) -> set[str]:
-    """The ``config.extra`` keys a step declares: its ``Settings`` fields and (legacy) its ``extra_keys``."""
-    return set(_settings_fields(step_class)) | set(getattr(step_class, "extra_keys", ()))
+    """The ``config.extra`` keys a step declares: the fields of its ``Settings``."""
+    return set(_settings_fields(step_class))
 
 
 def _settings_fields(step_class: type) -> dict[str, dataclasses.Field]:
