@@ -262,3 +262,19 @@ def test_settings_left_out_count_as_their_defaults_when_settings_are_compared():
     # a setting the checkpoint has that nothing declares any more (a key a plugin dropped) cannot change the run
     assert settings_differences({**dataclasses.asdict(TrainConfig()), "extra": {"min_count": 2, "dropped": 1}},
                                 config, settings=VocabSettings(min_count=2)) == []
+
+
+def test_a_model_field_added_since_the_checkpoint_counts_as_its_default():
+    # GAN-QP's channels_last became a model field after runs were written without it: they still resume
+    from zoo_core.resume import settings_differences
+
+    config = TrainConfig()
+    saved = {**dataclasses.asdict(config), "extra": {}}
+    now = {"dim": 4, "channels_last": True}
+    assert settings_differences(saved, config, {"dim": 4}, now, model_defaults={"channels_last": True}) == []
+    changed = settings_differences(saved, config, {"dim": 4}, {"dim": 4, "channels_last": False},
+                                   model_defaults={"channels_last": True})
+    assert changed == ["model channels_last: True in the checkpoint, False now"]
+    # without the defaults (a model config that is no dataclass) a missing field is a change, as before
+    assert settings_differences(saved, config, {"dim": 4}, now) == [
+        "model channels_last: None in the checkpoint, True now"]

@@ -38,13 +38,16 @@ def saved_settings(config: TrainConfig, settings=None) -> dict:
 
 
 def settings_differences(saved: dict | None, config: TrainConfig, saved_model: dict | None = None,
-                         model_config: dict | None = None, settings=None) -> list[str]:
+                         model_config: dict | None = None, settings=None, model_defaults: dict | None = None
+                         ) -> list[str]:
     """What differs between a checkpoint's settings (and model config) and this run's, one line each.
 
     With the step's typed ``settings``, a setting one side leaves out counts
     as its dataclass default (a checkpoint written before the step had
     Settings kept only what its recipe and ``--set`` gave), and a setting the
-    checkpoint has that nothing declares any more is left out (it cannot change the run).
+    checkpoint has that nothing declares any more is left out (it cannot change the run). The same
+    holds for the model config with ``model_defaults`` (its dataclass's defaults): a field added to a
+    model since the checkpoint was written counts as its default there.
     """
     out = []
     if saved is not None:
@@ -62,6 +65,7 @@ def settings_differences(saved: dict | None, config: TrainConfig, saved_model: d
             if json_value(then_extra.get(key)) != json_value(now_extra.get(key)):
                 out.append(f"{key}: {then_extra.get(key)!r} in the checkpoint, {now_extra.get(key)!r} now")
     if saved_model is not None and model_config is not None:
+        saved_model = {**(model_defaults or {}), **saved_model}
         for key in sorted(set(saved_model) | set(model_config)):
             if json_value(saved_model.get(key)) != json_value(model_config.get(key)):
                 out.append(f"model {key}: {saved_model.get(key)!r} in the checkpoint, {model_config.get(key)!r} now")
@@ -160,7 +164,10 @@ def _check_settings(run, config: TrainConfig, meta) -> list[str]:
     """A resume with other settings than the checkpoint's is an error listing them (unless accepted)."""
     model_config = {k: v for k, v in run.model.config_dict().items() if k != "architecture"} \
         if hasattr(run.model, "config_dict") else None
-    changes = settings_differences(meta.settings, config, meta.model_config, model_config, run.step.settings)
+    config_class = type(getattr(run.model, "config", None))
+    model_defaults = _defaults(config_class) if dataclasses.is_dataclass(config_class) else None
+    changes = settings_differences(meta.settings, config, meta.model_config, model_config, run.step.settings,
+                                   model_defaults)
     model_changes = [c for c in changes if c.startswith("model ")]
     if model_changes:
         raise ZooError(f"{meta.folder} was written by another model: " + "; ".join(model_changes),
