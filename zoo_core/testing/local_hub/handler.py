@@ -22,9 +22,8 @@ import json
 import re
 import socket
 import time
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from .faults import Faults, Key, corrupt_bytes
@@ -39,8 +38,6 @@ from .storage import (
 )
 from .traffic import RequestRecord, Traffic
 
-if TYPE_CHECKING:
-    from .server import HubHTTPServer, LocalHub
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -67,15 +64,15 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LocalHub/1.0"
     timeout = 60  # idle keep-alive connections go away eventually
-    server: HubHTTPServer
+    server: ThreadingHTTPServer  # server.HubHTTPServer (not imported: server.py imports this module)
 
     # quiet
     def log_message(self, format, *args):  # noqa: A002 - the base class names it so
         pass
 
     @property
-    def hub(self) -> LocalHub:
-        """The hub's settings (token, page size, upload mode, chunk size, endpoint)."""
+    def hub(self):
+        """The hub's settings (token, page size, upload mode, chunk size, endpoint): the server's LocalHub."""
         return self.server.hub
 
     @property
