@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fake_dists import make_plugin_dist, run_zoo
 
 HERE = Path(__file__).parent
@@ -38,6 +40,16 @@ def test_unknown_name_is_one_clear_line_with_a_suggestion():
     assert r.returncode == 1
     assert "unknown model 'gpt2-m'" in r.stderr and "did you mean 'gpt2-ml'?" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_info_says_when_the_data_forbid_publishing_the_weights(tmp_path):
+    # models trained on research-only data (Zhidao, SogouQA, People's Daily) say so, and zoo release skips them
+    pytest.importorskip("zoo_nce")
+    r = run_zoo(["info", "sgns-peoples-daily"], env={"ZOO_HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert "not redistributable: trained on People's Daily 1998-01" in r.stdout
+    r = run_zoo(["info", "nice-mnist"], env={"ZOO_HOME": str(tmp_path)})
+    assert r.returncode == 0 and "not redistributable" not in r.stdout
 
 
 def test_malformed_user_registry_is_reported_with_file_and_line(tmp_path):

