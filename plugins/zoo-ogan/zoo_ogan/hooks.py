@@ -95,7 +95,7 @@ def register_registry_entries(register):
             entry_id, architecture="ogan", plugin="ogan", task="image-generation", summary=summary, about=ABOUT,
             instructions=f"Run `zoo train {entry_id}` ({dataset} ships offline with zoo-images); then "
                          f"`zoo sample {entry_id} -o grid.png` or "
-                         f"`zoo ogan reconstruct --model {entry_id} --dataset mnist`."))
+                         f"`zoo ogan reconstruct --model {entry_id} --dataset {dataset.lower()}`."))
 
 
 @hookimpl
