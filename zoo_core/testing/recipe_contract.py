@@ -56,6 +56,7 @@ from pathlib import Path
 
 import pytest
 
+from .contract import _flatten
 from .runs import torchrun
 
 __all__ = ["RecipeContract"]
@@ -317,14 +318,3 @@ def _without_clock(obj):
     if isinstance(obj, list):
         return [_without_clock(v) for v in obj]
     return obj
-
-
-def _flatten(out):
-    if isinstance(out, (list, tuple)):
-        for o in out:
-            yield from _flatten(o)
-    elif isinstance(out, dict):
-        for o in out.values():
-            yield from _flatten(o)
-    else:
-        yield out
