@@ -9,13 +9,12 @@ its size, a word list. :func:`model_config` merges the data's part
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import torch
 
 from .errors import ZooError
 from .step import TrainConfig, build_settings, setting_names
-from .typed import short
+from .typed import json_value, short
 
 __all__ = ["build_dataset", "build_model", "check_extra", "model_config", "recipe_spec", "subset"]
 
@@ -58,7 +57,7 @@ def model_config(recipe, dataset=None, settings=None, model_set: dict | None = N
         raise ZooError(f"{type(dataset).__name__}.model_config() returned {short(data)}, not a dict",
                        where=f"dataset {recipe.dataset}", hint="return {config key: value} ({} for none)")
     for key, value in data.items():
-        if key in model_set and _json(model_set[key]) != _json(value):
+        if key in model_set and json_value(model_set[key]) != json_value(value):
             raise ZooError(f"--model-set {key}={short(model_set[key])} contradicts the data, which makes it "
                            f"{short(value)}", where=f"--model-set {key}=...",
                            hint=f"leave --model-set {key} out: dataset {recipe.dataset} decides it")
@@ -91,7 +90,8 @@ def check_extra(recipe, config: TrainConfig, step_class=None) -> None:
     valid |= setting_names(step_class)
     unknown = sorted(set(config.extra) - valid)
     if unknown:
-        ours = [k for k in unknown if k in recipe.defaults and _json(recipe.defaults[k]) == _json(config.extra[k])]
+        ours = [k for k in unknown
+                if k in recipe.defaults and json_value(recipe.defaults[k]) == json_value(config.extra[k])]
         if ours:
             raise ZooError(f"recipe {recipe.name}'s defaults set {', '.join(ours)}, which {step_class.__name__} "
                            "does not declare", where=f"recipe {recipe.name} ({recipe.plugin or 'its plugin'})",
@@ -107,8 +107,3 @@ def subset(data, limit: int | None):
     if limit is not None and limit < len(data):
         return torch.utils.data.Subset(data, range(limit))
     return data
-
-
-def _json(value):
-    """A value as JSON would give it back (tuples as lists), to compare values across a save."""
-    return json.loads(json.dumps(value, default=str))

@@ -10,7 +10,6 @@ checkpoints are set aside, not deleted.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import sys
 import time
@@ -19,6 +18,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist
 from .errors import ZooError
 from .step import TrainConfig
+from .typed import field_defaults, json_value
 
 __all__ = ["FREE_ON_RESUME", "resume", "saved_settings", "settings_differences"]
 
@@ -54,7 +54,7 @@ def settings_differences(saved: dict | None, config: TrainConfig, saved_model: d
         now = json_value(dataclasses.asdict(config))
         then_extra, now_extra = dict(saved.get("extra") or {}), dict(now.pop("extra"))
         if settings is not None:
-            then_extra = {**_defaults(type(settings)), **then_extra}
+            then_extra = {**field_defaults(type(settings)), **then_extra}
             now_extra = {**now_extra, **json_value(dataclasses.asdict(settings))}
             then_extra = {k: v for k, v in then_extra.items() if k in now_extra or k == "dataset_options"}
         saved = {k: v for k, v in saved.items() if k != "extra"}
@@ -69,21 +69,6 @@ def settings_differences(saved: dict | None, config: TrainConfig, saved_model: d
         for key in sorted(set(saved_model) | set(model_config)):
             if json_value(saved_model.get(key)) != json_value(model_config.get(key)):
                 out.append(f"model {key}: {saved_model.get(key)!r} in the checkpoint, {model_config.get(key)!r} now")
-    return out
-
-
-def json_value(value):
-    """A value as JSON would give it back (tuples as lists), to compare settings across a save."""
-    return json.loads(json.dumps(value, default=str))
-
-
-def _defaults(settings_class) -> dict:
-    out = {}
-    for f in dataclasses.fields(settings_class):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = json_value(f.default)
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = json_value(f.default_factory())
     return out
 
 
@@ -165,7 +150,7 @@ def _check_settings(run, config: TrainConfig, meta) -> list[str]:
     model_config = {k: v for k, v in run.model.config_dict().items() if k != "architecture"} \
         if hasattr(run.model, "config_dict") else None
     config_class = type(getattr(run.model, "config", None))
-    model_defaults = _defaults(config_class) if dataclasses.is_dataclass(config_class) else None
+    model_defaults = field_defaults(config_class) if dataclasses.is_dataclass(config_class) else None
     changes = settings_differences(meta.settings, config, meta.model_config, model_config, run.step.settings,
                                    model_defaults)
     model_changes = [c for c in changes if c.startswith("model ")]

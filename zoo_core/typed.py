@@ -7,6 +7,8 @@ model's config (``zoo_core.model.make_config``), a training step's settings
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import types
 import typing
@@ -74,6 +76,22 @@ def as_annotated(value, tp):
     if float in args and int not in args and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def json_value(value):
+    """A value as JSON would give it back (tuples as lists), to compare values across a save."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def field_defaults(cls) -> dict:
+    """A dataclass's field defaults as JSON values; fields without a default are left out."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = json_value(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = json_value(f.default_factory())
+    return out
 
 
 def field_types(cls) -> dict:
