@@ -20,6 +20,24 @@ def zoo_home(tmp_path_factory):
         os.environ["ZOO_HOME"] = old
 
 
+def loaded_plugins(monkeypatch, names: str | None):
+    """Yield ``zoo_core.plugins`` with ``names`` (comma-separated entry-point names; None: every
+    installed plugin) loaded afresh; the plugins and the catalogue are reset after."""
+    from zoo_core import plugins
+    from zoo_core.registry import catalogue
+
+    if names is None:
+        monkeypatch.delenv("ZOO_LOAD_PLUGINS", raising=False)
+    else:
+        monkeypatch.setenv("ZOO_LOAD_PLUGINS", names)
+    plugins.reset()
+    plugins.load_plugins()
+    catalogue.cache_clear()
+    yield plugins
+    plugins.reset()
+    catalogue.cache_clear()
+
+
 def only_plugins(names: str):
     """A fixture that yields ``zoo_core.plugins`` with only ``names`` (comma-separated entry-point
     names, e.g. ``"ganqp,images"``) loaded, in the session's ZOO_HOME; everything is reset after.
@@ -29,16 +47,7 @@ def only_plugins(names: str):
 
     @pytest.fixture
     def fixture(monkeypatch, zoo_home):
-        from zoo_core import plugins
-        from zoo_core.registry import catalogue
-
-        monkeypatch.setenv("ZOO_LOAD_PLUGINS", names)
-        plugins.reset()
-        plugins.load_plugins()
-        catalogue.cache_clear()
-        yield plugins
-        plugins.reset()
-        catalogue.cache_clear()
+        yield from loaded_plugins(monkeypatch, names)
 
     fixture.__doc__ = f"The plugin manager with only {names} loaded."
     return fixture

@@ -57,6 +57,7 @@ from pathlib import Path
 import pytest
 
 from .contract import _flatten
+from .fixtures_home import loaded_plugins
 from .runs import torchrun
 
 __all__ = ["RecipeContract"]
@@ -99,20 +100,8 @@ class RecipeContract:
     @pytest.fixture
     def recipe_zoo(self, monkeypatch, zoo_home):
         """The plugin manager with ``plugins`` loaded (every installed plugin when None), in the session's home."""
-        from zoo_core import plugins
-        from zoo_core.registry import catalogue
-
         assert self.recipe, f"{type(self).__name__}: set `recipe` to the name of the recipe to test"
-        if self.plugins is None:
-            monkeypatch.delenv("ZOO_LOAD_PLUGINS", raising=False)
-        else:
-            monkeypatch.setenv("ZOO_LOAD_PLUGINS", self.plugins)
-        plugins.reset()
-        plugins.load_plugins()
-        catalogue.cache_clear()
-        yield plugins
-        plugins.reset()
-        catalogue.cache_clear()
+        yield from loaded_plugins(monkeypatch, self.plugins)
 
     def _steps(self) -> tuple[int, int]:
         n = self.tiny.get("max_steps")
