@@ -20,7 +20,7 @@ from .errors import ZooError
 from .step import TrainConfig
 from .typed import field_defaults, json_value
 
-__all__ = ["FREE_ON_RESUME", "resume", "saved_settings", "settings_differences"]
+__all__ = ["FREE_ON_RESUME", "resumable", "resume", "saved_settings", "settings_differences"]
 
 # Settings that change how a run goes, not what it computes: a resume may change them freely.
 # The length of a run (epochs, max_steps, max_train_seconds) is among them, so a finished run can be extended.
@@ -72,13 +72,21 @@ def settings_differences(saved: dict | None, config: TrainConfig, saved_model: d
     return out
 
 
+def resumable(out, config: TrainConfig) -> list:
+    """The checkpoints a run into ``out`` resumes from (newest last); none with ``resume=False``.
+
+    A run with any starts from one of them or stops with an error: it never starts fresh.
+    """
+    return ckpt.checkpoints(out) if config.resume else []
+
+
 def resume(run, config: TrainConfig) -> list[str]:
     """Continue ``run`` from the newest checkpoint that reads back whole; damaged newer ones are set aside.
 
     Without a checkpoint (or with ``resume=False``) the run starts fresh.
     Returns the setting changes a resume accepted (``accept_changes``).
     """
-    found = ckpt.checkpoints(run.out) if config.resume else []
+    found = resumable(run.out, config)
     if not found:
         if run.rank == 0:
             _start_fresh(run)

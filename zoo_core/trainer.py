@@ -40,7 +40,7 @@ from .files import remove_stale, write_text
 from .runs import RunLock
 from .evaluation import evaluate, evaluate_model, to_device
 from .recipe import build_dataset, build_model, check_extra, model_config, recipe_spec, subset
-from .resume import FREE_ON_RESUME, resume, saved_settings, settings_differences  # noqa: F401 - importable here
+from .resume import FREE_ON_RESUME, resumable, resume, saved_settings, settings_differences  # noqa: F401 - importable here
 from .step import Control, TrainConfig, TrainStep, Update, build_settings
 from .updates import clip_grad_norm, configure_optimizers, find_unused, resolve_updates, set_lr
 
@@ -206,7 +206,7 @@ class Trainer:
         finally:
             ckpt.restore_rng(*rng)
         model = build_model(self.recipe, config).to(device)
-        if not (ckpt.checkpoints(Path(cfg.out)) if cfg.resume else []) and hasattr(dataset, "init_model"):
+        if not resumable(Path(cfg.out), cfg) and hasattr(dataset, "init_model"):
             dataset.init_model(model, settings)  # a fresh start only: a checkpoint holds these values
         step = step_class(model, cfg)
         optimizers = configure_optimizers(step)
