@@ -29,6 +29,7 @@ from .store import has_local_model, local_model_dir
 
 HF_PREFIXES = ("hf-hub:", "hf_hub:")  # a Hub repo at a revision, outside the catalogue
 
+
 @dataclass(frozen=True)
 class Reference:
     """What a model reference names, found without downloading anything."""

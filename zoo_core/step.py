@@ -94,7 +94,6 @@ class TrainConfig:
         import math
         import typing
 
-
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
